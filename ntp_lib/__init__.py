@@ -1,0 +1,36 @@
+"""ntp_lib: the shared code of the executable textbook *Next-Token Prediction, Live*.
+
+One module per idea:
+
+- :mod:`ntp_lib.runtime`        seeds, threads, determinism, figure defaults (``setup``)
+- :mod:`ntp_lib.corpus`         the offline text corpus and tokenizers
+- :mod:`ntp_lib.gpt`            a compact causal transformer (nanoGPT-style, one file)
+- :mod:`ntp_lib.train`          one training loop for every objective (AdamW, warmup + cosine)
+- :mod:`ntp_lib.implicit_bias`  Part I: the linear NTP model, NTP-SVM ``w_mm`` and ``w_star``
+- :mod:`ntp_lib.pathstar`       Part II: the path-star task and its diagnostics
+- :mod:`ntp_lib.bottleneck`     Part III: softmax-bottleneck metrics and heads
+
+Submodules are imported lazily so that ``import ntp_lib`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ntp_lib.runtime import device, setup
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "setup", "device"]
+
+
+def __getattr__(name: str) -> Any:  # PEP 562 lazy submodules: ntp_lib.gpt etc.
+    if name.startswith("_"):
+        raise AttributeError(name)
+    try:
+        return importlib.import_module(f"ntp_lib.{name}")
+    except ModuleNotFoundError as err:
+        if err.name == f"ntp_lib.{name}":
+            raise AttributeError(f"module 'ntp_lib' has no attribute {name!r}") from None
+        raise

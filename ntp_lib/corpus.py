@@ -1,0 +1,111 @@
+"""The book's text corpora and a character tokenizer.
+
+Offline corpus (every chapter, CI, Colab): the Python Language Reference, which ships with every
+CPython as ``pydoc_data.topics``: about 80 articles of real English prose written by the Python
+documentation authors, not by us. ``prose_only=True`` drops the indented code and grammar blocks.
+
+Online corpus (readers with internet only, never at test time): WikiText-2 through Hugging Face
+``datasets``.
+
+>>> text = load_python_docs()
+>>> len(text) > 100_000
+True
+>>> tok = CharTokenizer.fit("abca")
+>>> tok.encode("cab"), tok.decode([0, 1])
+([2, 0, 1], 'ab')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def load_python_docs(prose_only: bool = True, max_chars: int | None = None) -> str:
+    """The Python Language Reference shipped with CPython (``pydoc_data.topics``), as one string.
+
+    Articles are joined in sorted order of their keys, so the text is the same on every run of one
+    Python version (it differs slightly between Python versions: outputs are pinned to the test one).
+
+    Args:
+        prose_only: keep only unindented paragraphs (drops code examples and grammar rules),
+            with each paragraph's lines joined into one line.
+        max_chars: truncate to this many characters (``None``: the whole text).
+    """
+    from pydoc_data.topics import topics
+
+    if max_chars is not None and max_chars < 1:
+        raise ValueError(f"max_chars must be None or >= 1, got {max_chars!r}")
+    parts = []
+    for key in sorted(topics):
+        article = topics[key]
+        if prose_only:
+            paragraphs = []
+            for para in re.split(r"\n\s*\n", article):
+                lines = para.split("\n")
+                if any(line.startswith((" ", "\t")) for line in lines) or not para.strip():
+                    continue  # code, grammar, tables and nested lists are indented
+                if set(lines[-1].strip()) <= set("*=-"):
+                    continue  # a section title underlined with *** or ===
+                paragraphs.append(" ".join(line.strip() for line in lines))
+            article = "\n".join(paragraphs)
+        parts.append(article.strip())
+    text = "\n\n".join(p for p in parts if p)
+    return text[:max_chars] if max_chars else text
+
+
+def load_wikitext2(split: str = "train") -> str:  # pragma: no cover - needs the internet
+    """WikiText-2 (raw) from the Hugging Face hub: **online readers only** (Colab).
+
+    Needs ``pip install datasets`` and network access; CI and the offline book never call it.
+    """
+    allowed = ("train", "validation", "test")
+    if split not in allowed:
+        raise ValueError(f"split must be one of {allowed}, got {split!r}")
+    try:
+        from datasets import load_dataset
+    except ImportError as err:
+        raise ImportError("load_wikitext2 needs the 'datasets' package: pip install datasets") from err
+    rows = load_dataset("Salesforce/wikitext", "wikitext-2-raw-v1", split=split)["text"]
+    return "".join(rows)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word and punctuation tokens: ``"Hello, world."`` -> ``['hello', ',', 'world', '.']``."""
+    return re.findall(r"[a-z0-9_]+|[^\sa-z0-9_]", text.lower())
+
+
+class CharTokenizer:
+    """Characters <-> integer ids, with the vocabulary sorted so ids are reproducible."""
+
+    def __init__(self, chars: Sequence[str]) -> None:
+        if len(chars) == 0:
+            raise ValueError("CharTokenizer needs a non-empty vocabulary")
+        if len(set(chars)) != len(chars):
+            raise ValueError("CharTokenizer vocabulary has repeated characters")
+        self.chars = list(chars)
+        self.stoi = {c: i for i, c in enumerate(self.chars)}
+
+    @classmethod
+    def fit(cls, text: str) -> CharTokenizer:
+        if not text:
+            raise ValueError("cannot fit a tokenizer on an empty text")
+        return cls(sorted(set(text)))
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> list[int]:
+        missing = sorted(set(text) - set(self.stoi))
+        if missing:
+            raise ValueError(f"characters not in the vocabulary: {missing[:10]}")
+        return [self.stoi[c] for c in text]
+
+    def decode(self, ids: Sequence[int] | np.ndarray) -> str:
+        bad = [int(i) for i in ids if not 0 <= int(i) < self.vocab_size]
+        if bad:
+            raise ValueError(f"token ids must lie in [0, {self.vocab_size}), got {bad[:10]}")
+        return "".join(self.chars[int(i)] for i in ids)

@@ -1,0 +1,5 @@
+import sys
+
+from ntp_lib.experiments import main
+
+sys.exit(main())

@@ -1,0 +1,125 @@
+"""Models behind one interface: ``model(idx, targets) -> (logits, loss)``.
+
+- :class:`ntp_lib.gpt.GPT`, the book's own compact transformer;
+- Hugging Face causal LMs wrapped by :class:`HFCausalLM` (built from a config: no weights needed);
+- :func:`load_pretrained` for real checkpoints (GPT-2, Pythia): **online readers only**;
+- :func:`build_model` ``("gpt" | "gpt2" | "mamba", ...)``: a freshly initialised model of any of the
+  three architectures of Bachmann & Nagarajan (2024), built from a config (no download).
+
+Shapes: idx (B, T) int64, logits (B, T, V), targets (B, T) with ``IGNORE_INDEX`` where no loss.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ntp_lib.gpt import IGNORE_INDEX
+
+
+class HFCausalLM(nn.Module):
+    """Wrap a ``transformers`` causal LM so it speaks the book's interface.
+
+    The loss is computed here with ``IGNORE_INDEX`` (-100) on ``targets`` aligned with ``idx``
+    (targets[t] is the token after idx[t]); Hugging Face's own shifting is not used.
+    """
+
+    def __init__(self, hf_model: nn.Module) -> None:
+        super().__init__()
+        self.hf = hf_model
+        self.vocab_size = int(hf_model.config.vocab_size)
+        self.config = hf_model.config
+
+    def num_params(self) -> int:
+        """Number of parameters (tied weights counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def check_ids(self, idx: torch.Tensor) -> None:
+        if idx.dim() != 2:
+            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.vocab_size):
+            raise ValueError(f"token ids must lie in [0, {self.vocab_size}), "
+                             f"got min {int(idx.min())}, max {int(idx.max())}")
+
+    def hidden_states(self, idx: torch.Tensor) -> list[torch.Tensor]:
+        """Hidden states as returned by ``output_hidden_states=True``: a list of (B, T, C)."""
+        self.check_ids(idx)
+        return list(self.hf(input_ids=idx, output_hidden_states=True).hidden_states)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self.check_ids(idx)
+        logits = self.hf(input_ids=idx).logits  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                   ignore_index=IGNORE_INDEX)
+        return logits, loss
+
+
+def load_pretrained(name: str, revision: str | None = None, local_files_only: bool = False,
+                    **kwargs) -> tuple[nn.Module, object]:  # pragma: no cover - network in real use
+    """Load a pretrained causal LM and its tokenizer through ``transformers``: **online readers only**.
+
+    Examples: ``load_pretrained("gpt2")``, ``load_pretrained("EleutherAI/pythia-70m", revision="step3000")``.
+    Pythia revisions are ``step0, step1, step2, step4, ..., step512, step1000, step2000, ..., step143000``.
+    ``name`` may also be a local folder (how the tests use it, with a tiny randomly initialised model).
+
+    Returns:
+        ``(hf_model, tokenizer)``, the model in eval mode.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a model id or a folder, got {name!r}")
+    model = AutoModelForCausalLM.from_pretrained(name, revision=revision, local_files_only=local_files_only,
+                                                 **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, local_files_only=local_files_only)
+    return model.eval(), tokenizer
+
+
+MODEL_KINDS = ("gpt", "gpt2", "mamba")
+
+
+def build_model(kind: str, vocab_size: int, block_size: int, n_layer: int = 2, n_embd: int = 64,
+                n_head: int | None = None) -> nn.Module:
+    """A randomly initialised causal LM with the book's interface ``model(idx, targets)``.
+
+    - ``gpt``: :class:`ntp_lib.gpt.GPT` (pre-LN, learned positions, tied embeddings);
+    - ``gpt2``: Hugging Face ``GPT2LMHeadModel`` from a ``GPT2Config`` (dropout 0), wrapped;
+    - ``mamba``: Hugging Face ``MambaForCausalLM`` from a ``MambaConfig`` (state size 16, the pure
+      torch path when ``mamba-ssm`` is absent, so it runs on a CPU, slowly), wrapped.
+
+    ``n_head`` defaults to ``max(1, n_embd // 64)`` (ignored by Mamba).
+
+    >>> m = build_model("gpt2", vocab_size=12, block_size=8, n_layer=1, n_embd=16, n_head=2)
+    >>> tuple(m(torch.zeros(2, 5, dtype=torch.long))[0].shape)
+    (2, 5, 12)
+    """
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
+    for name, value in (("vocab_size", vocab_size), ("block_size", block_size), ("n_layer", n_layer),
+                        ("n_embd", n_embd)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    n_head = max(1, n_embd // 64) if n_head is None else n_head
+    if kind == "gpt":
+        from ntp_lib.gpt import GPT, GPTConfig
+
+        return GPT(GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer,
+                             n_head=n_head, n_embd=n_embd))
+    if kind == "gpt2":
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        if n_embd % n_head:
+            raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
+        cfg = GPT2Config(vocab_size=vocab_size, n_positions=block_size, n_embd=n_embd, n_layer=n_layer,
+                         n_head=n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                         bos_token_id=0, eos_token_id=0)
+        return HFCausalLM(GPT2LMHeadModel(cfg))
+    from transformers import MambaConfig, MambaForCausalLM
+
+    cfg = MambaConfig(vocab_size=vocab_size, hidden_size=n_embd, num_hidden_layers=n_layer, state_size=16,
+                      bos_token_id=0, eos_token_id=0, pad_token_id=0, use_cache=False)
+    return HFCausalLM(MambaForCausalLM(cfg))

@@ -1,0 +1,124 @@
+"""Run-time set-up shared by every chapter: seeds, threads, determinism, figures, progress bars.
+
+Every notebook calls :func:`setup` once, right after its imports::
+
+    >>> import ntp_lib
+    >>> info = ntp_lib.setup(seed=0)
+    >>> info["seed"], info["threads"]
+    (0, 1)
+
+Why one thread by default: the same float reductions in the same order give bit-identical
+results, so the outputs committed with each notebook are reproduced exactly by ``nbval``
+on another machine of the same kind. Readers who want speed pass ``threads=None``
+(all cores) and accept last-digit differences.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import warnings
+from typing import Any
+
+import numpy as np
+
+#: True when running under continuous integration or the book's test command.
+QUIET_ENV_VARS = ("CI", "NTP_QUIET")
+
+
+def is_quiet() -> bool:
+    """Whether progress bars should be silent (under CI or ``NTP_QUIET=1``)."""
+    return any(os.environ.get(v, "").lower() not in ("", "0", "false") for v in QUIET_ENV_VARS)
+
+
+def setup(seed: int = 0, threads: int | None = 1, deterministic: bool = True,
+          figures: bool = True) -> dict[str, Any]:
+    """Seed every generator, fix threading and determinism, set figure defaults.
+
+    Args:
+        seed: seed for ``random``, NumPy's global generator and torch (an int >= 0).
+        threads: number of torch CPU threads; ``None`` leaves torch's default (all cores).
+        deterministic: ask torch for deterministic algorithms (``torch.use_deterministic_algorithms``).
+        figures: set the book's matplotlib defaults (size, dpi, grid).
+
+    Returns:
+        A dict describing what was set (seed, threads, torch version, quiet progress bars).
+
+    Raises:
+        ValueError: if ``seed`` is negative or ``threads`` is not a positive int.
+    """
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0, got {seed!r}")
+    if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
+        raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
+    random.seed(seed)
+    np.random.seed(seed)
+    info: dict[str, Any] = {"seed": int(seed), "threads": threads, "quiet": is_quiet()}
+    if is_quiet():
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency, but Part I needs only NumPy
+        torch = None
+    if torch is not None:
+        torch.manual_seed(seed)
+        if threads is not None:
+            torch.set_num_threads(int(threads))
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        info["threads"] = torch.get_num_threads()
+        info["torch"] = torch.__version__
+    if figures:
+        _figure_defaults()
+    # Library deprecation chatter is not part of the lesson; real errors still raise.
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    return info
+
+
+def _figure_defaults() -> None:
+    import matplotlib as mpl
+
+    mpl.rcParams.update({
+        "figure.figsize": (6.4, 4.0),
+        "figure.dpi": 100,
+        "savefig.dpi": 150,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "legend.frameon": False,
+        "font.size": 10,
+    })
+
+
+def device(prefer: str = "auto") -> torch.device:  # noqa: F821
+    """The torch device to use: ``"auto"`` picks CUDA when available, else the CPU.
+
+    >>> device("cpu").type
+    'cpu'
+    """
+    import torch
+
+    allowed = ("auto", "cpu", "cuda", "mps")
+    if prefer not in allowed:
+        raise ValueError(f"prefer must be one of {allowed}, got {prefer!r}")
+    if prefer == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if prefer == "cuda" and not torch.cuda.is_available():
+        raise ValueError("prefer='cuda' but torch.cuda.is_available() is False")
+    return torch.device(prefer)
+
+
+def progress(iterable=None, **kwargs):
+    """A ``tqdm`` progress bar on stderr, silent under CI (``TQDM_DISABLE``/``NTP_QUIET``).
+
+    Plain ``tqdm`` (not ``tqdm.auto``): widgets would become notebook outputs that nbval compares.
+    """
+    from tqdm import tqdm
+
+    kwargs.setdefault("disable", is_quiet())
+    kwargs.setdefault("leave", False)
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)

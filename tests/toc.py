@@ -1,0 +1,51 @@
+"""The book's table of contents as data, for the tests and the Makefile.
+
+    python tests/toc.py notebooks     # prints the notebooks listed in _toc.yml, one per line
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _walk(node) -> list[str]:
+    files = []
+    if isinstance(node, dict):
+        for key in ("root", "file"):
+            if key in node:
+                files.append(node[key])
+        for key in ("parts", "chapters", "sections"):
+            for child in node.get(key, []):
+                files.extend(_walk(child))
+    return files
+
+
+def toc_pages() -> list[Path]:
+    """Every page in _toc.yml, in reading order, as a path relative to the root with its suffix."""
+    entries = _walk(yaml.safe_load((ROOT / "_toc.yml").read_text()))
+    pages = []
+    for entry in entries:
+        matches = [ROOT / f"{entry}{ext}" for ext in (".ipynb", ".md") if (ROOT / f"{entry}{ext}").exists()]
+        if not matches:
+            raise FileNotFoundError(f"_toc.yml lists {entry!r} but neither {entry}.ipynb nor {entry}.md exists")
+        pages.append(matches[0].relative_to(ROOT))
+    return pages
+
+
+def toc_notebooks() -> list[Path]:
+    return [p for p in toc_pages() if p.suffix == ".ipynb"]
+
+
+def book_config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+if __name__ == "__main__":
+    what = sys.argv[1] if len(sys.argv) > 1 else "notebooks"
+    items = toc_notebooks() if what == "notebooks" else toc_pages()
+    print("\n".join(str(p) for p in items))
