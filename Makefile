@@ -9,6 +9,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Two pytest workers (one per core); each notebook stays on one worker (--dist loadscope).
 WORKERS ?= 2
 NOTEBOOKS = $(shell $(PYTHON) tests/toc.py notebooks)
+# Jupyter Book's command line, run by this Python (no reliance on a `jb` script on PATH).
+JB := $(PYTHON) -c "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
 
 .PHONY: book test install-book install-test build lint pytest
 
@@ -17,7 +19,8 @@ install-book:
 
 build:
 	@echo "== build: jupyter-book (warnings are errors) =="
-	$(PYTHON) -m jupyter_book.cli.main build . -W -n --keep-going
+	$(JB) build . -W -n --keep-going
+	@test -f _build/html/index.html || { echo 'build produced no _build/html/index.html'; exit 1; }
 
 book: install-book build
 
