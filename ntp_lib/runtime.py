@@ -37,7 +37,8 @@ def setup(seed: int = 0, threads: int | None = 1, deterministic: bool = True,
 
     Args:
         seed: seed for ``random``, NumPy's global generator and torch (an int >= 0).
-        threads: number of torch CPU threads; ``None`` leaves torch's default (all cores).
+        threads: number of CPU threads for torch and for NumPy's BLAS (through threadpoolctl);
+            ``None`` leaves the libraries' defaults (all cores).
         deterministic: ask torch for deterministic algorithms (``torch.use_deterministic_algorithms``).
         figures: set the book's matplotlib defaults (size, dpi, grid).
 
@@ -56,6 +57,12 @@ def setup(seed: int = 0, threads: int | None = 1, deterministic: bool = True,
     info: dict[str, Any] = {"seed": int(seed), "threads": threads, "quiet": is_quiet()}
     if is_quiet():
         os.environ.setdefault("TQDM_DISABLE", "1")
+    if threads is not None:
+        # Small BLAS calls on many threads oversubscribe a 2-core machine (8x slower measured here)
+        # and change float summation order between runs.
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=int(threads), user_api="blas")
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency, but Part I needs only NumPy
