@@ -6,9 +6,12 @@ One module per idea:
 - :mod:`ntp_lib.corpus`         the offline text corpus and tokenizers
 - :mod:`ntp_lib.gpt`            a compact causal transformer (nanoGPT-style, one file)
 - :mod:`ntp_lib.train`          one training loop for every objective (AdamW, warmup + cosine)
+- :mod:`ntp_lib.lm`             language-model batches, evaluation and entropy floors
+- :mod:`ntp_lib.models`         Hugging Face models behind the book's interface; pretrained loaders
 - :mod:`ntp_lib.implicit_bias`  Part I: the linear NTP model, NTP-SVM ``w_mm`` and ``w_star``
 - :mod:`ntp_lib.pathstar`       Part II: the path-star task and its diagnostics
 - :mod:`ntp_lib.bottleneck`     Part III: softmax-bottleneck metrics and heads
+- :mod:`ntp_lib.ngram`          Part III: BPE tokenizers and sparse n-gram next-token matrices
 
 Submodules are imported lazily so that ``import ntp_lib`` stays cheap.
 """
