@@ -1,0 +1,217 @@
+"""Tests of ntp_lib.pathstar and the path-star experiment (Part II)."""
+
+import json
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ntp_lib.experiments import main as experiments_main
+from ntp_lib.experiments.pathstar import run_pathstar
+from ntp_lib.gpt import GPT, IGNORE_INDEX, GPTConfig
+from ntp_lib.pathstar import (
+    PathStar,
+    check_model,
+    clever_hans_accuracy,
+    edge_following_rate,
+    evaluate,
+    exact_match,
+    exact_match_given_first,
+    indecipherable_accuracy,
+    mask_target_inputs,
+    per_position_accuracy,
+)
+
+RESULTS = Path(__file__).resolve().parents[1] / "results" / "pathstar"
+EXAMPLE = "32,3|16,12|3,19|32,34|34,6|6,16|19,47|47,28/32,12=32,34,6,16,12"
+
+
+def test_paper_example_round_trips_and_validates():
+    task = PathStar(2, 5, 50)
+    ids = task.encode(EXAMPLE)
+    assert len(ids) == task.seq_len == 32 and task.prefix_len == 27
+    assert ids[2] == 50 and ids[26] == 51 and ids[23] == 52  # | = /
+    assert task.decode(ids) == EXAMPLE
+    task.validate(EXAMPLE)
+    assert task.is_valid(EXAMPLE)
+    assert not task.is_valid(EXAMPLE.replace("=32,34,6,16,12", "=32,3,19,47,28"))
+
+
+@pytest.mark.parametrize("d,l,N,prefix", [(2, 5, 50, 27), (5, 5, 50, 63), (2, 3, 50, 15), (3, 3, 50, 21),
+                                          (5, 3, 50, 33)])
+def test_sizes_match_the_paper(d, l, N, prefix):
+    task = PathStar(d, l, N)
+    assert task.prefix_len == prefix and task.vocab_size == N + 4
+    data = task.sample(50, seed=1)
+    assert data["tokens"].shape == (50, prefix + l)
+    for text in task.sample_text(20, seed=2):
+        task.validate(text)
+
+
+def test_sampling_is_uniform_enough_and_deterministic():
+    task = PathStar(2, 5, 50)
+    a, b = task.sample(20_000, seed=0), task.sample(20_000, seed=0)
+    assert np.array_equal(a["tokens"], b["tokens"])
+    labels = a["edges"].reshape(len(a["edges"]), -1)
+    assert all(len(set(row)) == 9 for row in labels[:200])  # 1 + d(l-1) distinct labels
+    assert abs(np.bincount(a["source"], minlength=50).std() / 400 - 0) < 0.2
+    # the goal edge is not always in the same place of the shuffled list
+    first_edge_on_goal_arm = (a["edges"][:, 0, 1][:, None] == a["arms"][:, 0]).any(1).mean()
+    assert 0.4 < first_edge_on_goal_arm < 0.6
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(degree=2, path_len=5, num_nodes=8), "need num_nodes >= 1 \\+ degree\\*\\(path_len-1\\) = 9"),
+    (dict(degree=0, path_len=5, num_nodes=50), "degree must be an int >= 1"),
+    (dict(degree=2, path_len=1, num_nodes=50), "path_len must be an int >= 2"),
+])
+def test_impossible_graphs_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        PathStar(**kwargs)
+
+
+def test_bad_text_and_ids_raise():
+    task = PathStar(2, 5, 50)
+    with pytest.raises(ValueError, match="node id 77 out of range"):
+        task.encode("77,3|")
+    with pytest.raises(ValueError, match="cannot parse"):
+        task.encode("1;2")
+    with pytest.raises(ValueError, match="token id 60 out of range"):
+        task.decode([1, 60])
+    with pytest.raises(ValueError, match="expected 32 tokens"):
+        task.validate("1,2/1,2=1,2")
+    with pytest.raises(ValueError, match="objective must be one of"):
+        task.make_dataset(task.sample(2)["tokens"], "sideways")
+
+
+def test_objectives_label_only_the_target():
+    task = PathStar(2, 3, 20)
+    tokens = task.sample(4, seed=0)["tokens"]
+    P, l = task.prefix_len, task.path_len
+    x, y = task.make_dataset(tokens, "standard")
+    assert x.shape == y.shape == (4, P + l - 1)
+    assert (y[:, :P - 1] == IGNORE_INDEX).all() and (y[:, P - 1:] == torch.as_tensor(tokens[:, P:])).all()
+    xt, yt = task.make_dataset(tokens, "teacherless")
+    assert (xt[:, P:] == task.DOLLAR).all() and torch.equal(yt, y)
+    xr, yr = task.make_dataset(tokens, "reverse")
+    assert (yr[:, P - 1:] == torch.as_tensor(tokens[:, P:][:, ::-1].copy())).all()
+    g = torch.Generator().manual_seed(0)
+    assert (mask_target_inputs(task, x, 1.0, g)[:, P:] == task.DOLLAR).all()
+    assert torch.equal(mask_target_inputs(task, x, 0.0, g), x)
+    with pytest.raises(ValueError, match="mask probability"):
+        mask_target_inputs(task, x, 1.5, g)
+
+
+def test_vocabulary_mismatch_raises():
+    task = PathStar(2, 3, 20)
+    model = GPT(GPTConfig(vocab_size=30, block_size=20, n_layer=1, n_head=1, n_embd=8))
+    with pytest.raises(ValueError, match="does not match the tokenizer"):
+        check_model(model, task)
+
+
+class Oracle(torch.nn.Module):
+    """A 'model' that knows the answer: logits put all mass on the true next token (for metric tests)."""
+
+    def __init__(self, task, data, cheat_only=False):
+        super().__init__()
+        self.task, self.cheat_only = task, cheat_only
+        self.config = type("C", (), {"vocab_size": task.vocab_size})()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+        self.paths = {tuple(r[:task.prefix_len].tolist()): r[task.prefix_len:] for r in data["tokens"]}
+
+    def forward(self, idx, targets=None):
+        B, T = idx.shape
+        P = self.task.prefix_len
+        logits = torch.zeros(B, T, self.task.vocab_size)
+        for b in range(B):
+            path = self.paths[tuple(idx[b, :P].tolist())]
+            E = self.task.num_edges
+            child_of = {int(idx[b, 3 * k]): int(idx[b, 3 * k + 1]) for k in range(E)}  # this graph's edges
+            for t in range(P - 1, T):
+                k = t - P + 1  # target position index (0-based) predicted at input t
+                if self.cheat_only and k >= 2:  # follow the edge from the previous (input) node
+                    nxt = child_of.get(int(idx[b, t]), 0)
+                elif self.cheat_only and k == 1:
+                    nxt = 0  # cannot decipher v1
+                else:
+                    nxt = int(path[k])
+                logits[b, t, nxt] = 1.0
+        return logits, None
+
+
+def test_metrics_on_oracles():
+    task = PathStar(2, 5, 30)
+    data = task.sample(40, seed=3)
+    x, y = task.make_dataset(data["tokens"], "standard")
+    oracle = Oracle(task, data)
+    assert exact_match(oracle, task, x, y) == 1.0
+    assert np.allclose(per_position_accuracy(oracle, task, x, y, "generate"), 1.0)
+    cheat = Oracle(task, data, cheat_only=True)
+    assert clever_hans_accuracy(cheat, task, x, y) == 1.0
+    assert clever_hans_accuracy(cheat, task, x, y, include_goal=False) == 1.0
+    assert indecipherable_accuracy(cheat, task, x, y) < 0.2
+    assert exact_match(cheat, task, x, y) < 0.2
+    assert exact_match_given_first(cheat, task, x, y) == 1.0
+    assert edge_following_rate(cheat, task, data) == 1.0
+    assert edge_following_rate(oracle, task, data) == 0.0
+    metrics = evaluate(cheat, task, x, y)
+    assert metrics["clever_hans_accuracy"] == 1.0 and metrics["exact_match"] < 0.2
+
+
+def test_run_pathstar_small_gpt2_and_mamba():
+    for kind in ("gpt", "gpt2", "mamba"):
+        out = run_pathstar(objective="standard", model=kind, degree=2, path_len=3, num_nodes=10, layers=1,
+                           width=16, train_size=64, test_size=16, batch_size=32, steps=2, evals=1)
+        for key in ("train_exact_match", "test_exact_match", "clever_hans_accuracy", "indecipherable_accuracy"):
+            assert 0.0 <= out[key] <= 1.0
+
+
+def test_cli_prints_one_json_line(capsys):
+    experiments_main(["pathstar", "--objective", "teacherless", "--path-len", "3", "--num-nodes", "12",
+                      "--train-size", "64", "--test-size", "16", "--steps", "2", "--evals", "1"])
+    out = json.loads(capsys.readouterr().out.strip())
+    assert {"train_exact_match", "test_exact_match", "clever_hans_accuracy", "indecipherable_accuracy",
+            "command", "machine", "ntp_lib_version"} <= set(out)
+
+
+def test_cli_bad_graph_exits_with_message(capsys):
+    with pytest.raises(SystemExit) as err:
+        experiments_main(["pathstar", "--num-nodes", "5", "--steps", "1"])
+    assert err.value.code == 2
+    assert "need num_nodes >= 1 + degree*(path_len-1) = 9" in capsys.readouterr().err
+
+
+def _recorded_commands():
+    cmds = []
+    for f in sorted(RESULTS.glob("sweep*.json")):
+        for name, result in json.load(open(f)).items():
+            cmds.append(pytest.param(result["command"], id=f"{f.stem}:{name}"))
+    return cmds
+
+
+@pytest.mark.parametrize("command", _recorded_commands()[:40])
+def test_recorded_commands_still_run(command):
+    """Each recorded GPU command, rerun on the CPU for 2 steps on a tiny data set (the code path cannot rot)."""
+    argv = shlex.split(command)[3:]  # drop "python -m ntp_lib.experiments"
+    overrides = {"--device": "cpu", "--steps": "2", "--train-size": "64", "--test-size": "16", "--evals": "1",
+                 "--layers": "1", "--width": "16", "--heads": "1"}
+    for i, arg in enumerate(argv):
+        if arg in overrides:
+            argv[i + 1] = overrides.pop(arg)
+    for key, value in overrides.items():
+        argv += [key, value]
+    assert experiments_main(argv) == 0
+
+
+def test_benchmark_script_runs(tmp_path):
+    """The recorded benchmark's code path (results/pathstar/benchmark.py) still runs."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ps_benchmark", RESULTS / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(str(tmp_path / "bench.json"))
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["tokens_per_s"] > 0 and 0 < result["fraction_of_matmul_peak"] < 5
