@@ -17,11 +17,13 @@ positions, GELU MLP of width 4C, dropout 0 by default, input and output embeddin
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ntp_lib.runtime import config_from_dict
 
 IGNORE_INDEX = -100  # label value that the cross-entropy skips (PyTorch's convention)
 
@@ -50,11 +52,7 @@ class GPTConfig:
     @classmethod
     def from_dict(cls, d: dict) -> GPTConfig:
         """Build a config from a dict, refusing unknown keys (a typo should not pass silently)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown GPTConfig keys {unknown}; allowed: {sorted(known)}")
-        return cls(**d)
+        return config_from_dict(cls, d)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -55,6 +55,23 @@ def random_crops(ids: torch.Tensor, block_size: int, batch_size: int):
     return get_batch
 
 
+def fixed_windows(ids: Sequence[int] | torch.Tensor, n: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` evenly spaced windows of a token stream, a fixed evaluation set: x, y of shape (n, T).
+
+    >>> x, y = fixed_windows(torch.arange(20), 3, 4)
+    >>> x.tolist(), y[:, -1].tolist()
+    ([[0, 1, 2, 3], [7, 8, 9, 10], [14, 15, 16, 17]], [4, 11, 18])
+    """
+    ids = as_ids(ids)
+    if n < 1 or block_size < 1:
+        raise ValueError(f"n and block_size must be >= 1, got {n}, {block_size}")
+    if ids.numel() < block_size + 2:
+        raise ValueError(f"corpus of {ids.numel()} tokens is too short for block_size={block_size}")
+    starts = torch.linspace(0, ids.numel() - block_size - 2, n, dtype=torch.float64).long()
+    window = ids[starts[:, None] + torch.arange(block_size + 1)]  # (n, T + 1)
+    return window[:, :-1], window[:, 1:]
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, ids: torch.Tensor, block_size: int, max_windows: int = 64
              ) -> dict[str, float]:

@@ -100,6 +100,26 @@ def _figure_defaults() -> None:
     })
 
 
+def config_from_dict(cls: type, d: dict) -> Any:
+    """Build the dataclass ``cls`` from a dict, refusing unknown keys: a typo must not pass silently.
+
+    >>> from ntp_lib.gpt import GPTConfig
+    >>> config_from_dict(GPTConfig, {"n_layer": 2}).n_layer
+    2
+    >>> config_from_dict(GPTConfig, {"n_layers": 2})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown GPTConfig keys ['n_layers']; allowed: ['bias', 'block_size', ...]
+    """
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} keys {unknown}; allowed: {sorted(known)}")
+    return cls(**d)
+
+
 def device(prefer: str = "auto") -> torch.device:  # noqa: F821
     """The torch device to use: ``"auto"`` picks CUDA when available, else the CPU.
 

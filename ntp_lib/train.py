@@ -26,12 +26,12 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
-from ntp_lib.runtime import progress
+from ntp_lib.runtime import config_from_dict, progress
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -67,11 +67,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig keys {unknown}; allowed: {sorted(known)}")
-        return cls(**d)
+        """Build a config from a dict, refusing unknown keys (a typo should not pass silently)."""
+        return config_from_dict(cls, d)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

@@ -26,6 +26,7 @@ from ntp_lib import bottleneck as bn
 from ntp_lib import ngram
 from ntp_lib.corpus import load_python_docs
 from ntp_lib.gpt import GPT, GPTConfig
+from ntp_lib.lm import fixed_windows, random_crops
 from ntp_lib.train import TrainConfig, train
 
 # --------------------------------------------------------------------------- synthetic rank bound
@@ -126,25 +127,6 @@ def lm_data(vocab_size: int = 1024, val_fraction: float = 0.1, prose_only: bool 
     return ids[:cut], ids[cut:], tok
 
 
-def random_windows(ids: torch.Tensor, batch_size: int, block_size: int):
-    """``get_batch(step, generator)`` drawing random (x, y) windows (B, T) of a token stream."""
-    if len(ids) <= block_size + 1:
-        raise ValueError(f"need more than block_size + 1 = {block_size + 1} tokens, got {len(ids)}")
-
-    def get_batch(step: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        start = torch.randint(0, len(ids) - block_size - 1, (batch_size,), generator=g)
-        win = torch.stack([ids[s:s + block_size + 1] for s in start.tolist()])
-        return win[:, :-1], win[:, 1:]
-    return get_batch
-
-
-def eval_windows(ids: torch.Tensor, n: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` evenly spaced (x, y) windows (n, T) of a token stream: a fixed evaluation set."""
-    starts = np.linspace(0, len(ids) - block_size - 2, n).astype(int)
-    win = torch.stack([ids[s:s + block_size + 1] for s in starts])
-    return win[:, :-1], win[:, 1:]
-
-
 @torch.no_grad()
 def lm_metrics(model: GPT, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """Validation loss, last-layer anisotropy (before and after the final LayerNorm), singular
@@ -177,8 +159,8 @@ def train_small_lm(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: i
     cfg = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head,
                     n_embd=n_embd, tie_weights=False)
     model = GPT(cfg)
-    xv, yv = eval_windows(val_ids, n_eval, block_size)
-    xt, yt = eval_windows(train_ids, n_eval, block_size)
+    xv, yv = fixed_windows(val_ids, n_eval, block_size)
+    xt, yt = fixed_windows(train_ids, n_eval, block_size)
 
     def record(step: int, m: GPT) -> dict[str, Any]:
         with torch.no_grad():
@@ -194,7 +176,7 @@ def train_small_lm(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: i
     history = [record(0, model)]
     tcfg = TrainConfig(steps=steps, lr=lr, warmup_steps=max(1, steps // 20), eval_every=eval_every,
                        log_every=0, seed=seed, progress=False)
-    rows = train(model, tcfg, random_windows(train_ids, batch_size, block_size),
+    rows = train(model, tcfg, random_crops(train_ids, block_size, batch_size),
                  callback=lambda step, m: record(step, m))
     history += [{k: r[k] for k in history[0]} for r in rows]
     return model, history
@@ -203,7 +185,7 @@ def train_small_lm(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: i
 @torch.no_grad()
 def frozen_features(model: GPT, ids: torch.Tensor, n: int, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Final-layer features (n * T, d) of a frozen model and their next tokens (n * T,)."""
-    x, y = eval_windows(ids, n, block_size)
+    x, y = fixed_windows(ids, n, block_size)
     h = model.hidden_states(x)[-1]
     return h.reshape(-1, h.shape[-1]), y.reshape(-1)
 
