@@ -39,6 +39,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ntp_lib.runtime import check_positive_ints
+
 #: Hugging Face ids of the Pythia suite (Biderman et al. 2023) by size; online readers only.
 PYTHIA_SIZES = ("14m", "31m", "70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b")
 #: Hidden sizes of the Pythia models (Godey et al. Table 1).
@@ -253,7 +255,7 @@ class FullHead(nn.Module):
 
     def __init__(self, d: int, vocab_size: int) -> None:
         super().__init__()
-        _check_positive(d=d, vocab_size=vocab_size)
+        check_positive_ints(d=d, vocab_size=vocab_size)
         self.linear = nn.Linear(d, vocab_size, bias=False)
 
     @property
@@ -280,7 +282,7 @@ class LowRankHead(nn.Module):
 
     def __init__(self, d: int, vocab_size: int, rank: int, init_std: float = 0.5) -> None:
         super().__init__()
-        _check_positive(d=d, vocab_size=vocab_size)
+        check_positive_ints(d=d, vocab_size=vocab_size)
         rank = _check_rank(rank, min(d, vocab_size), "rank")
         if rank == 0:
             raise ValueError("rank must be >= 1 for a trainable head, got 0")
@@ -308,7 +310,7 @@ class MixtureOfSoftmaxes(nn.Module):
 
     def __init__(self, d: int, vocab_size: int, n_components: int = 4) -> None:
         super().__init__()
-        _check_positive(d=d, vocab_size=vocab_size, n_components=n_components)
+        check_positive_ints(d=d, vocab_size=vocab_size, n_components=n_components)
         self.K = n_components
         self.prior = nn.Linear(d, n_components, bias=False)
         self.proj = nn.Linear(d, n_components * d)
@@ -331,7 +333,7 @@ class ContextModel(nn.Module):
 
     def __init__(self, num_contexts: int, head: nn.Module, d: int) -> None:
         super().__init__()
-        _check_positive(num_contexts=num_contexts, d=d)
+        check_positive_ints(num_contexts=num_contexts, d=d)
         self.contexts = nn.Embedding(num_contexts, d)
         nn.init.normal_(self.contexts.weight, std=1.0)
         self.head = head
@@ -340,10 +342,6 @@ class ContextModel(nn.Module):
         return self.head(self.contexts(c))
 
 
-def _check_positive(**values: int) -> None:
-    for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
 
 
 # --------------------------------------------------------------------------- real checkpoints

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ntp_lib.runtime import config_from_dict
+from ntp_lib.runtime import check_positive_ints, config_from_dict
 
 IGNORE_INDEX = -100  # label value that the cross-entropy skips (PyTorch's convention)
 
@@ -40,10 +40,8 @@ class GPTConfig:
     tie_weights: bool = True  # share the token embedding with the LM head (as GPT-2)
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be an int >= 1, got {value!r}")
+        check_positive_ints("GPTConfig.", vocab_size=self.vocab_size, block_size=self.block_size,
+                            n_layer=self.n_layer, n_head=self.n_head, n_embd=self.n_embd)
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig.n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if not 0.0 <= self.dropout < 1.0:

@@ -41,6 +41,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ntp_lib.runtime import check_positive_ints
+
 OPTIMIZERS = ("gd", "ngd", "adam", "sign")
 NORMS = ("fro", "max", "spectral")
 
@@ -299,12 +301,7 @@ def from_corpus(tokens: Sequence[str], vocab_size: int = 30, context_len: int = 
     tokens = list(tokens)
     if int(vocab_size) != vocab_size or vocab_size < 2:
         raise ValueError(f"vocab_size must be an int >= 2, got {vocab_size!r}")
-    if int(context_len) != context_len or context_len < 1:
-        raise ValueError(f"context_len must be an int >= 1, got {context_len!r}")
-    if int(d) != d or d < 1:
-        raise ValueError(f"d must be an int >= 1, got {d!r}")
-    if int(min_count) != min_count or min_count < 1:
-        raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+    check_positive_ints(context_len=context_len, d=d, min_count=min_count)
     if max_contexts is not None and (int(max_contexts) != max_contexts or max_contexts < 1):
         raise ValueError(f"max_contexts must be None or an int >= 1, got {max_contexts!r}")
     if len(tokens) <= context_len:
@@ -659,8 +656,7 @@ def optimize(data: NTPData, optimizer: str = "gd", steps: int = 10_000, lr: floa
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    check_positive_ints(steps=steps)
     if lr is None:
         lr = smoothness_step(data) if optimizer == "gd" else 0.01
     if not (np.isfinite(lr) and lr > 0):
@@ -737,12 +733,9 @@ def train_ufm(data: NTPData, d: int, lam: float = 1e-3, steps: int = 5000, lr: f
 
     Returns a dict with ``W``, ``H``, ``logits`` (V, m) and ``loss`` (per step).
     """
-    if int(d) != d or d < 1:
-        raise ValueError(f"d must be an int >= 1, got {d!r}")
+    check_positive_ints(d=d, steps=steps)
     if not (lam > 0 and np.isfinite(lam)):
         raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
-    if int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     rng = np.random.default_rng(seed)
     W = 0.1 * rng.standard_normal((data.V, d))
     Hm = 0.1 * rng.standard_normal((d, data.m))

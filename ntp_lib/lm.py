@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ntp_lib.gpt import IGNORE_INDEX
+from ntp_lib.runtime import check_positive_ints
 
 
 def as_ids(ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
@@ -41,8 +42,7 @@ def random_crops(ids: torch.Tensor, block_size: int, batch_size: int):
     Returns x (B, T) and y (B, T) with y[:, t] = x[:, t + 1] (the next token: teacher forcing).
     """
     ids = as_ids(ids)
-    if block_size < 1 or batch_size < 1:
-        raise ValueError(f"block_size and batch_size must be >= 1, got {block_size}, {batch_size}")
+    check_positive_ints(block_size=block_size, batch_size=batch_size)
     if ids.numel() <= block_size:
         raise ValueError(f"corpus of {ids.numel()} tokens is too short for block_size={block_size}")
 
@@ -63,8 +63,7 @@ def fixed_windows(ids: Sequence[int] | torch.Tensor, n: int, block_size: int) ->
     ([[0, 1, 2, 3], [7, 8, 9, 10], [14, 15, 16, 17]], [4, 11, 18])
     """
     ids = as_ids(ids)
-    if n < 1 or block_size < 1:
-        raise ValueError(f"n and block_size must be >= 1, got {n}, {block_size}")
+    check_positive_ints(n=n, block_size=block_size)
     if ids.numel() < block_size + 2:
         raise ValueError(f"corpus of {ids.numel()} tokens is too short for block_size={block_size}")
     starts = torch.linspace(0, ids.numel() - block_size - 2, n, dtype=torch.float64).long()

@@ -16,6 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ntp_lib.gpt import IGNORE_INDEX
+from ntp_lib.runtime import check_positive_ints
 
 
 class HFCausalLM(nn.Module):
@@ -99,10 +100,7 @@ def build_model(kind: str, vocab_size: int, block_size: int, n_layer: int = 2, n
     """
     if kind not in MODEL_KINDS:
         raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
-    for name, value in (("vocab_size", vocab_size), ("block_size", block_size), ("n_layer", n_layer),
-                        ("n_embd", n_embd)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    check_positive_ints(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_embd=n_embd)
     n_head = max(1, n_embd // 64) if n_head is None else n_head
     if kind == "gpt":
         from ntp_lib.gpt import GPT, GPTConfig

@@ -25,6 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
+from ntp_lib.runtime import check_positive_ints
+
 
 def train_bpe(text: str, vocab_size: int):
     """Train a byte-level BPE tokenizer (``tokenizers`` package) on ``text``; deterministic.
@@ -86,10 +88,7 @@ def ngram_matrix(ids, context_length: int, vocab_size: int | None = None, min_co
                          f"got shape {ids.shape}")
     if not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"ids must be integers, got dtype {ids.dtype}")
-    if isinstance(context_length, bool) or not isinstance(context_length, (int, np.integer)) or context_length < 1:
-        raise ValueError(f"context_length must be an int >= 1, got {context_length!r}")
-    if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
-        raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+    check_positive_ints(context_length=context_length, min_count=min_count)
     V = int(ids.max()) + 1 if vocab_size is None else vocab_size
     if int(ids.min()) < 0 or int(ids.max()) >= V:
         raise ValueError(f"ids must lie in [0, {V}), got min {int(ids.min())}, max {int(ids.max())}")

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from ntp_lib.gpt import IGNORE_INDEX
+from ntp_lib.runtime import check_positive_ints
 
 OBJECTIVES = ("standard", "teacherless", "reverse")
 _TOKEN_RE = re.compile(r"\d+|[|=/$]")
@@ -109,8 +110,7 @@ class PathStar:
         ``tokens`` (n, P + l) int64, ``edges`` (n, E, 2), ``source`` (n,), ``goal`` (n,),
         ``path`` (n, l) and ``arms`` (n, d, l - 1) (arm 0 is the goal arm).
         """
-        if not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"n must be an int >= 1, got {n!r}")
+        check_positive_ints(n=n)
         d, l, N, E = self.degree, self.path_len, self.num_nodes, self.num_edges
         rng = np.random.default_rng(seed)
         # A uniformly random injective labelling: the first 1 + d(l-1) columns of a random permutation.

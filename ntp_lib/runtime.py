@@ -100,6 +100,20 @@ def _figure_defaults() -> None:
     })
 
 
+def check_positive_ints(prefix: str = "", **values: Any) -> None:
+    """Raise ValueError naming the first value that is not an int >= 1 (bools are refused too).
+
+    >>> check_positive_ints(steps=10, d=3)
+    >>> check_positive_ints(steps=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: steps must be an int >= 1, got 0
+    """
+    for name, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{prefix}{name} must be an int >= 1, got {value!r}")
+
+
 def config_from_dict(cls: type, d: dict) -> Any:
     """Build the dataclass ``cls`` from a dict, refusing unknown keys: a typo must not pass silently.
 

@@ -26,6 +26,7 @@ import torch
 import ntp_lib
 from ntp_lib.models import MODEL_KINDS, build_model
 from ntp_lib.pathstar import PathStar, check_model, evaluate, mask_target_inputs
+from ntp_lib.runtime import check_positive_ints
 from ntp_lib.train import TrainConfig, epoch_batches, train
 
 OBJECTIVES = ("standard", "teacherless", "reverse", "masked")
@@ -65,10 +66,7 @@ def run_pathstar(objective: str = "standard", model: str = "gpt", degree: int = 
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
     if model not in MODEL_KINDS:
         raise ValueError(f"model must be one of {MODEL_KINDS}, got {model!r}")
-    for name, value in (("train_size", train_size), ("test_size", test_size), ("batch_size", batch_size),
-                        ("evals", evals)):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    check_positive_ints(train_size=train_size, test_size=test_size, batch_size=batch_size, evals=evals)
     config = dict(objective=objective, model=model, degree=degree, path_len=path_len, num_nodes=num_nodes,
                   layers=layers, width=width, heads=heads, train_size=train_size, test_size=test_size,
                   batch_size=batch_size, lr=lr, epochs=epochs, steps=steps, evals=evals, seed=seed,
