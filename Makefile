@@ -1,20 +1,54 @@
 # The book's two commands (see README.md):
 #   make book   set up and build the HTML book, with the committed live outputs, into _build/html
 #   make test   set up and run every test: lint, ntp_lib unit tests and doctests, notebook conventions,
-#               the book build with warnings as errors, nbval on every notebook in _toc.yml, and a
-#               check of the built pages in headless Chromium
-PYTHON ?= python3
+#               the book build with warnings as errors, nbval on every notebook in _toc.yml (and the
+#               numerically sensitive ones again under a second choice of CPU kernels), and a check of
+#               the built pages in headless Chromium
+# Both work on a stock Debian/Ubuntu: they install into a project virtualenv, .venv, made from the
+# first Python >= 3.11 found (python3, then python3.13, python3.12, python3.11), never into the system
+# Python (PEP 668). `make test PYTHON=/path/to/python` uses that interpreter instead, without a venv.
+# Other targets: make colab-check (every notebook on Colab's stack), make lock (refresh the lock).
+
+VENV ?= .venv
+ifdef PYTHON
+  SETUP_PYTHON :=
+else
+  BASE_PYTHON := $(firstword $(foreach p,python3 python3.13 python3.12 python3.11,$(shell command -v $(p) >/dev/null 2>&1 && $(p) -c 'import sys; print("$(p)" if sys.version_info >= (3, 11) else "")' 2>/dev/null)))
+  PYTHON := $(VENV)/bin/python
+  SETUP_PYTHON := $(VENV)/bin/python
+endif
 PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check --constraint requirements/lock.txt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends
 # Two pytest workers (one per core); each notebook stays on one worker (--dist loadscope).
 WORKERS ?= 2
-NOTEBOOKS = $(shell $(PYTHON) tests/toc.py notebooks)
+# The CPU kernels every committed output is produced and checked with, and a second, different choice
+# (ntp_lib/kernels.py says which variables and why). Run as a script: it imports neither NumPy nor torch.
+KERNELS := $(shell python3 ntp_lib/kernels.py 2>/dev/null || $(PYTHON) ntp_lib/kernels.py)
+OTHER_KERNELS := $(shell python3 ntp_lib/kernels.py --other 2>/dev/null || $(PYTHON) ntp_lib/kernels.py --other)
+# The notebooks whose numbers are closest to machine precision: checked again under OTHER_KERNELS.
+SENSITIVE = chapters/01-implicit-bias/*.ipynb chapters/03-bottleneck/01-rank-bound.ipynb
 # Jupyter Book's command line, run by this Python (no reliance on a `jb` script on PATH).
 JB := $(PYTHON) -c "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 1200
 
-.PHONY: book test install-book install-test build lint pytest
+.PHONY: book test install-book install-test build lint pytest pytest-other-kernels colab-check lock python
 
-install-book:
+# The project virtualenv. Debian and Ubuntu ship `python3 -m venv` in a separate package
+# (python3-venv, or python3.X-venv): installed here if the first attempt fails.
+$(VENV)/bin/python:
+	@test -n "$(BASE_PYTHON)" || { echo "no Python >= 3.11 found (tried python3, python3.13, python3.12, python3.11): install one, or run make PYTHON=/path/to/python"; exit 1; }
+	@echo "== creating $(VENV) with $(BASE_PYTHON) ($$(command -v $(BASE_PYTHON)), Python $$($(BASE_PYTHON) -c 'import platform; print(platform.python_version())')); choose another with make PYTHON=... =="
+	@$(BASE_PYTHON) -m venv $(VENV) 2>/dev/null || { rm -rf $(VENV); \
+	  v=$$($(BASE_PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")'); \
+	  echo "== $(BASE_PYTHON) -m venv needs Debian's python$$v-venv: installing it =="; \
+	  $(APT_INSTALL) python$$v-venv python3-venv >/dev/null && $(BASE_PYTHON) -m venv $(VENV); }
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+
+python: $(SETUP_PYTHON)
+	@echo "== Python: $$($(PYTHON) -c 'import sys, platform; print(platform.python_version(), sys.executable)') =="
+
+install-book: python
 	$(PIP) -e ".[book]"
 
 build:
@@ -24,9 +58,9 @@ build:
 
 book: install-book build
 
-install-test:
+install-test: python
 	@command -v chromium >/dev/null 2>&1 || { echo "== installing Debian's chromium (browser check) =="; \
-	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	  $(APT_INSTALL) chromium >/dev/null; }
 	$(PIP) -e ".[book,test,weights]"
 
 lint:
@@ -34,10 +68,25 @@ lint:
 	$(PYTHON) -m ruff check ntp_lib tests tools _ext conftest.py
 
 pytest:
-	@echo "== pytest: unit tests, doctests, notebook conventions, nbval on $(words $(NOTEBOOKS)) notebooks, browser =="
-	$(PYTHON) -m pytest -n $(WORKERS) --dist loadscope --durations=15 \
-	  --doctest-modules ntp_lib tests \
-	  --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 1200 \
-	  $(NOTEBOOKS)
+	@echo "== pytest: unit tests, doctests, notebook conventions, nbval on every notebook, browser; kernels: $(KERNELS) =="
+	env $(KERNELS) $(PYTHON) -m pytest -n $(WORKERS) --dist loadscope --durations=15 \
+	  --doctest-modules ntp_lib tests $(NBVAL) $$($(PYTHON) tests/toc.py notebooks)
 
-test: install-test lint build pytest
+# What another CPU looks like: the same committed outputs must come out under different kernels.
+pytest-other-kernels:
+	@echo "== nbval again under a second choice of CPU kernels: $(OTHER_KERNELS) =="
+	env $(OTHER_KERNELS) $(PYTHON) -m pytest -n $(WORKERS) --dist loadscope $(NBVAL) $(SENSITIVE)
+
+test: install-test lint build pytest pytest-other-kernels
+
+# Not part of `make test`: Colab's preinstalled stack in a Python 3.13 virtualenv (.colab-venv),
+# ntp_lib installed as each notebook's Colab cell does it, every notebook run top to bottom.
+colab-check: python
+	$(PIP) -e ".[book,test]"
+	$(PYTHON) tools/colab_check.py
+
+# Refresh requirements/lock.txt from the project's own dependencies (CONTRIBUTING.md).
+lock: python
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check "uv>=0.9"
+	$(PYTHON) -m uv pip compile pyproject.toml --extra book --extra test --extra weights \
+	  --universal --python-version 3.11 --constraint requirements/lock-constraints.txt --custom-compile-command "make lock" --annotation-style line -o requirements/lock.txt

@@ -2,7 +2,9 @@
 
 One module per idea:
 
-- :mod:`ntp_lib.runtime`        seeds, threads, determinism, figure defaults (``setup``)
+- :mod:`ntp_lib.runtime`        seeds, threads, determinism, figure defaults (``setup``), ``glue``
+- :mod:`ntp_lib.kernels`        one choice of CPU kernels, so outputs are the same on every x86-64 CPU
+- :mod:`ntp_lib.recorded`       recorded results of runs too long for a notebook (package data)
 - :mod:`ntp_lib.corpus`         the offline text corpus and tokenizers
 - :mod:`ntp_lib.gpt`            a compact causal transformer (nanoGPT-style, one file)
 - :mod:`ntp_lib.train`          one training loop for every objective (AdamW, warmup + cosine)
@@ -21,11 +23,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ntp_lib.runtime import device, setup
+from ntp_lib.runtime import device, glue, setup
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "setup", "device"]
+__all__ = ["__version__", "setup", "device", "glue"]
 
 
 def __getattr__(name: str) -> Any:  # PEP 562 lazy submodules: ntp_lib.gpt etc.

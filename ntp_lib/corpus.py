@@ -3,6 +3,8 @@
 Offline corpus (every chapter, CI, Colab): the Python Language Reference, which ships with every
 CPython as ``pydoc_data.topics``: about 80 articles of real English prose written by the Python
 documentation authors, not by us. ``prose_only=True`` drops the indented code and grammar blocks.
+The book reads a snapshot of CPython 3.11.7's copy that ships inside ``ntp_lib`` (``ntp_lib/data``,
+PSF licence), checked by its SHA-256, so the corpus is the same bytes on every Python.
 
 Online corpus (readers with internet only, never at test time): WikiText-2 through Hugging Face
 ``datasets``.
@@ -17,27 +19,61 @@ True
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 import re
 from collections.abc import Sequence
+from importlib import resources
 
 import numpy as np
 
+#: The shipped snapshot of ``pydoc_data.topics`` and the SHA-256 of its decompressed JSON bytes.
+PYTHON_DOCS_SNAPSHOT = "python_docs_3.11.7.json.gz"
+PYTHON_DOCS_SHA256 = "4717ccc51e2e7bd1eed2feddb0bcb5a7da19a1a923fd2f258cf81e4285e31683"
+DOC_SOURCES = ("snapshot", "interpreter")
 
-def load_python_docs(prose_only: bool = True, max_chars: int | None = None) -> str:
-    """The Python Language Reference shipped with CPython (``pydoc_data.topics``), as one string.
 
-    Articles are joined in sorted order of their keys, so the text is the same on every run of one
-    Python version (it differs slightly between Python versions: outputs are pinned to the test one).
+def python_docs_topics(source: str = "snapshot") -> dict[str, str]:
+    """The Language Reference as ``{topic: text}``: the checked snapshot, or the running Python's own.
+
+    ``source="snapshot"`` (the book's corpus) reads ``ntp_lib/data/python_docs_3.11.7.json.gz`` and
+    raises ValueError if its bytes are not the ones the book was made with; ``"interpreter"`` reads
+    ``pydoc_data.topics`` of the Python you run (its text differs between Python versions).
+    """
+    if source not in DOC_SOURCES:
+        raise ValueError(f"source must be one of {DOC_SOURCES}, got {source!r}")
+    if source == "interpreter":
+        from pydoc_data.topics import topics
+
+        return dict(topics)
+    raw = gzip.decompress((resources.files("ntp_lib") / "data" / PYTHON_DOCS_SNAPSHOT).read_bytes())
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != PYTHON_DOCS_SHA256:
+        raise ValueError(f"corpus snapshot {PYTHON_DOCS_SNAPSHOT} has SHA-256 {digest}, "
+                         f"expected {PYTHON_DOCS_SHA256}: the installed ntp_lib is damaged, reinstall it")
+    return json.loads(raw.decode("utf-8"))
+
+
+def load_python_docs(prose_only: bool = True, max_chars: int | None = None, source: str = "snapshot") -> str:
+    """The Python Language Reference (``pydoc_data.topics``), as one string.
+
+    Articles are joined in sorted order of their keys. With the default ``source="snapshot"`` the text
+    is the same on every machine and every Python (CPython 3.11.7's copy, shipped with ntp_lib);
+    ``source="interpreter"`` reads the running Python's own copy instead.
 
     Args:
         prose_only: keep only unindented paragraphs (drops code examples and grammar rules),
             with each paragraph's lines joined into one line.
         max_chars: truncate to this many characters (``None``: the whole text).
-    """
-    from pydoc_data.topics import topics
+        source: ``"snapshot"`` (the book's fixed corpus) or ``"interpreter"``.
 
-    if max_chars is not None and max_chars < 1:
-        raise ValueError(f"max_chars must be None or >= 1, got {max_chars!r}")
+    >>> len(load_python_docs()), len(load_python_docs(prose_only=False))
+    (227446, 465047)
+    """
+    if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1):
+        raise ValueError(f"max_chars must be None or an int >= 1, got {max_chars!r}")
+    topics = python_docs_topics(source)
     parts = []
     for key in sorted(topics):
         article = topics[key]

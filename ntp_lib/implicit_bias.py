@@ -457,9 +457,11 @@ def check_compatibility(data: NTPData, tol: float = 1e-6) -> Check:
     with _one_blas_thread():
         w, *_ = np.linalg.lstsq(c["A_eq"], c["b_eq"], rcond=None)
     res = float(np.abs(c["A_eq"] @ w - c["b_eq"]).max())
-    if res <= tol * (1 + np.abs(c["b_eq"]).max()):
+    bound = tol * (1 + np.abs(c["b_eq"]).max())
+    if res <= bound:
+        # The residual itself sits at machine precision and differs between CPUs: report the bound.
         return Check(True, w.reshape(data.V, data.d),
-                     f"W* solves all {len(c['b_eq'])} log-odds equations (max residual {res:.1e})")
+                     f"W* solves all {len(c['b_eq'])} log-odds equations (max residual < {bound:.0e})")
     return Check(False, None, f"the {len(c['b_eq'])} log-odds equations are inconsistent: the best "
                  f"least-squares W misses one by {res:.3g}")
 

@@ -1,20 +1,22 @@
-"""Run-time set-up shared by every chapter: seeds, threads, determinism, figures, progress bars.
+"""Run-time set-up shared by every chapter: seeds, threads, determinism, figures, progress bars, glue.
 
 Every notebook calls :func:`setup` once, right after its imports::
 
     >>> import ntp_lib
-    >>> info = ntp_lib.setup(seed=0)
+    >>> info = ntp_lib.setup(seed=0, threads=1)
     >>> info["seed"], info["threads"]
     (0, 1)
 
-Why one thread by default: the same float reductions in the same order give bit-identical
-results, so the outputs committed with each notebook are reproduced exactly by ``nbval``
-on another machine of the same kind. Readers who want speed pass ``threads=None``
-(all cores) and accept last-digit differences.
+Threads: ``threads="auto"`` (the default) is one thread when the book's outputs are produced or
+checked (under CI, ``NTP_QUIET=1`` or pytest: the same float reductions in the same order give
+bit-identical results, and two test workers share two cores) and every core for a reader, whose
+notebook then runs about twice as fast on a 2-core machine. The printed numbers are rounded so that
+either way they read the same.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import warnings
@@ -31,14 +33,20 @@ def is_quiet() -> bool:
     return any(os.environ.get(v, "").lower() not in ("", "0", "false") for v in QUIET_ENV_VARS)
 
 
-def setup(seed: int = 0, threads: int | None = 1, deterministic: bool = True,
+def under_test() -> bool:
+    """Whether the book's outputs are being produced or checked: quiet (CI, ``NTP_QUIET``) or pytest."""
+    return is_quiet() or "PYTEST_CURRENT_TEST" in os.environ or "PYTEST_XDIST_WORKER" in os.environ
+
+
+def setup(seed: int = 0, threads: int | str | None = "auto", deterministic: bool = True,
           figures: bool = True) -> dict[str, Any]:
     """Seed every generator, fix threading and determinism, set figure defaults.
 
     Args:
         seed: seed for ``random``, NumPy's global generator and torch (an int >= 0).
         threads: number of CPU threads for torch and for NumPy's BLAS (through threadpoolctl);
-            ``None`` leaves the libraries' defaults (all cores).
+            ``None`` leaves the libraries' defaults (all cores); ``"auto"``: 1 under test
+            (:func:`under_test`), else ``None``.
         deterministic: ask torch for deterministic algorithms (``torch.use_deterministic_algorithms``).
         figures: set the book's matplotlib defaults (size, dpi, grid).
 
@@ -50,8 +58,11 @@ def setup(seed: int = 0, threads: int | None = 1, deterministic: bool = True,
     """
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an int >= 0, got {seed!r}")
-    if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
-        raise ValueError(f"threads must be None or an int >= 1, got {threads!r}")
+    if threads == "auto":
+        threads = 1 if under_test() else None
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
+        raise ValueError(f"threads must be 'auto', None or an int >= 1, got {threads!r}")
     random.seed(seed)
     np.random.seed(seed)
     info: dict[str, Any] = {"seed": int(seed), "threads": threads, "quiet": is_quiet()}
@@ -81,7 +92,59 @@ def setup(seed: int = 0, threads: int | None = 1, deterministic: bool = True,
     # Library deprecation chatter is not part of the lesson; real errors still raise.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # tqdm.auto, imported by Hugging Face libraries, asks for notebook widgets the book does not use.
+    warnings.filterwarnings("ignore", message="IProgress not found")
     return info
+
+
+def rounded(x: float, decimals: int, slack: float) -> float:
+    """``round(x, decimals)``, refusing a value that sits within ``slack`` of a rounding boundary.
+
+    A printed number is a promise that another CPU prints the same digits. When ``x`` may move by up
+    to ``slack`` between machines (kernels, summation order), its rounding is reproducible only if
+    ``x - slack`` and ``x + slack`` round alike; otherwise print fewer decimals.
+
+    >>> rounded(0.5812, 2, slack=1e-3)
+    0.58
+    >>> rounded(0.5849, 2, slack=1e-3)
+    Traceback (most recent call last):
+    ...
+    ValueError: 0.5849 is within 0.001 of a rounding boundary at 2 decimals: print fewer decimals
+    """
+    check_positive_ints(decimals=decimals + 1)
+    if not (isinstance(slack, (int, float, np.floating)) and math.isfinite(slack) and slack >= 0):
+        raise ValueError(f"slack must be a finite number >= 0, got {slack!r}")
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"cannot round a non-finite value {x!r}")
+    r = round(x, decimals)
+    if round(x - slack, decimals) != r or round(x + slack, decimals) != r:
+        raise ValueError(f"{x:.{decimals + 2}g} is within {slack:g} of a rounding boundary at {decimals} decimals: "
+                         "print fewer decimals")
+    return r
+
+
+def glue(name: str, value: Any, display: bool = True) -> None:
+    """Record ``value`` under ``name`` for the book's prose (``{glue:text}`name```), as MyST-NB's
+    ``glue`` does when MyST-NB is installed (the book build); elsewhere (Colab, a plain Jupyter)
+    simply show the value when ``display`` is true and do nothing otherwise.
+
+    Returns None, like MyST-NB's ``glue``, so a ``glue(...)`` that ends a cell adds no output.
+
+    >>> glue("answer", 42, display=False)
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"glue name must be a non-empty str, got {name!r}")
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+
+            show(value)
+        return None
+    myst_glue(name, value, display=display)
+    return None
 
 
 def _figure_defaults() -> None:

@@ -4,6 +4,12 @@ For every page in _toc.yml: it loads with no console error, no failed request an
 exception; its math is typeset by the book's own MathJax (no raw ``$$`` or ``\\(`` left); every
 image is a non-empty picture; and a notebook page's Colab button opens that very notebook.
 
+The math is also read back: no literal ``$`` in the prose (outside code and cell outputs), no MathJax
+error or undefined macro, and no formula whose TeX is prose. The last two catch a ``$$`` block written
+inside a directive (``:::{prf:definition}``) without blank lines around it: MyST then pairs the
+dollars wrongly, and the sentence after the formula, its ``{cite}`` role and its code end up typeset
+as one formula, with stray ``$`` left in the text.
+
 Needs ``_build/html`` (``jb build .``, run first by ``make test``) and ``/usr/bin/chromium``
 (``apt-get install chromium``), or ``NTP_CHROMIUM`` pointing at another Chromium binary.
 """
@@ -29,8 +35,11 @@ PAGES = toc_pages()
 def server():
     if not (HTML / "index.html").exists():
         pytest.fail(f"{HTML} has no index.html: build the book first (jb build . -W -n --keep-going)")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
-    handler.log_message = lambda *args: None
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # one line per request would bury a failure's message
+            pass
+
+    handler = functools.partial(QuietHandler, directory=str(HTML))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -57,6 +66,108 @@ def _colab_url(page_path) -> str:
     prefix = repo.get("path_to_book", "").strip("/")
     nb = f"{prefix}/{page_path.as_posix()}" if prefix else page_path.as_posix()
     return f"https://colab.research.google.com/github/{org_repo}/blob/{repo.get('branch', 'main')}/{nb}"
+
+
+# Read back from the page once MathJax is done: every formula's TeX source (MathJax 3 keeps it in
+# startup.document.math), MathJax errors and undefined macros, and every literal "$" in the text of
+# <main> outside code, preformatted text, cell outputs and formulas, quoted with its surroundings
+# (the formulas shown as \(TeX\)).
+MATH_REPORT_JS = r"""() => {
+  const doc = window.MathJax && window.MathJax.startup && window.MathJax.startup.document;
+  const items = doc ? Array.from(doc.math) : [];
+  const texOf = new Map(items.filter(m => m.typesetRoot).map(m => [m.typesetRoot, m.math]));
+  const texAt = el => {
+    const box = el && el.closest('mjx-container');
+    return box && texOf.has(box) ? texOf.get(box) : '?';
+  };
+  const errors = new Map();
+  for (const el of document.querySelectorAll('mjx-merror, [data-mjx-error], .merror, merror')) {
+    const box = el.closest('mjx-container') || el;
+    if (!errors.has(box)) {
+      errors.set(box, {message: el.getAttribute('data-mjx-error') || el.getAttribute('title') || el.textContent,
+                       tex: texAt(el)});
+    }
+  }
+  // noundefined renders an unknown \macro as its name in red instead of failing.
+  for (const el of document.querySelectorAll('mjx-assistive-mml mtext[mathcolor="red"]')) {
+    if (el.textContent.startsWith('\\')) {
+      errors.set(el.closest('mjx-container') || el, {message: `undefined macro ${el.textContent}`, tex: texAt(el)});
+    }
+  }
+  const dollars = [];
+  const root = document.querySelector('main');
+  const skip = 'code, pre, kbd, samp, tt, textarea, script, style, .highlight, .cell_output, .output, '
+             + '.output_area, mjx-container';
+  const walker = root ? document.createTreeWalker(root, NodeFilter.SHOW_TEXT) : null;
+  for (let node = walker && walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.nodeValue.includes('$') || node.parentElement.closest(skip)) continue;
+    const block = node.parentElement.closest('p, li, dt, dd, td, th, h1, h2, h3, h4, h5, h6, figcaption, '
+                                            + 'blockquote, section, div') || node.parentElement;
+    let text = '', at = 0;
+    const walk = n => {
+      if (n === node) at = text.length + n.nodeValue.indexOf('$');
+      if (n.nodeType === Node.TEXT_NODE) text += n.nodeValue;
+      else if (n.nodeType === Node.ELEMENT_NODE && n.matches('mjx-container'))
+        text += texOf.has(n) ? `\\(${texOf.get(n)}\\)` : '[formula]';
+      else if (n.nodeType === Node.ELEMENT_NODE && !n.matches('script, style')) n.childNodes.forEach(walk);
+    };
+    walk(block);
+    dollars.push(text.slice(Math.max(0, at - 70), at + 70));
+  }
+  return {math: items.map(m => ({tex: m.math, display: m.display})), errors: Array.from(errors.values()), dollars};
+}"""
+
+# Macros whose argument is text, a name or a label, not mathematics: their {...} is dropped before
+# looking for prose in a formula, so \text{subject to (6a) and (6b)} is fine.
+_TEXT_ARG = re.compile(r"\\(?:text[a-z]*|mbox|hbox|math(?:rm|it|bf|sf|tt|cal|bb|frak)|operatorname\*?|"
+                       r"label|tag\*?|ref|eqref|begin|end)\s*(?=\{)")
+_WORD = re.compile(r"\(?([A-Za-z]+)[,.;:!?)]?")
+_ROLE = re.compile(r"\{(?:cite|ref|eq|numref|doc|prf:ref|term|download)\b[^}]*\}")
+
+
+def _outside_text_args(tex: str) -> str:
+    """``tex`` with every text-like macro and its braced argument (nesting included) blanked out."""
+    out, i = [], 0
+    while (m := _TEXT_ARG.search(tex, i)) is not None:
+        out.append(tex[i:m.start()])
+        depth, j = 0, m.end()
+        while j < len(tex):
+            depth += {"{": 1, "}": -1}.get(tex[j], 0) if tex[j - 1] != "\\" else 0
+            j += 1
+            if depth == 0:
+                break
+        out.append(" ")
+        i = j
+    out.append(tex[i:])
+    return "".join(out)
+
+
+def tex_prose(tex: str) -> str | None:
+    """Why the TeX source of a typeset formula looks like prose swallowed into it, or None.
+
+    Prose is a MyST role (``{cite:p}`...```), a backquote outside ``\\text{...}``, or a run of plain
+    words (letters only, between spaces) with three or more of them two letters long or longer:
+    "an irreducible term" and "a collapsed cone gives" are prose, the variables "B, T, C" are not.
+    """
+    if (role := _ROLE.search(tex)) is not None:
+        return f"a MyST role {role.group(0)}"
+    bare = re.sub(r"\\[A-Za-z]+\*?|\\.", " ", _outside_text_args(tex))
+    if "`" in bare:
+        return "a backquote"
+    run: list[str] = []
+    for token in [*bare.split(), ""]:
+        if (word := _WORD.fullmatch(token)) is not None:
+            run.append(word.group(1))
+        elif sum(len(w) > 1 for w in run) >= 3:
+            return f"the words {' '.join(run)!r}"
+        else:
+            run = []
+    return None
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @pytest.mark.parametrize("page_path", PAGES, ids=str)
@@ -86,6 +197,14 @@ def test_page_in_browser(server, browser, page_path):
     if math_nodes:
         assert has_mathjax and typeset >= math_nodes, (
             f"{page_path}: {math_nodes} math elements but {typeset} typeset by MathJax")
+    report = page.evaluate(MATH_REPORT_JS)
+    bad_math = [f"literal $ in the text: {_short(t)}" for t in report["dollars"]]
+    bad_math += [f"MathJax error {e['message']!r} in \\({_short(e['tex'])}\\)" for e in report["errors"]]
+    bad_math += [f"{'display' if m['display'] else 'inline'} formula holding prose ({why}): \\({_short(m['tex'])}\\)"
+                 for m in report["math"] if (why := tex_prose(m["tex"]))]
+    if bad_math:  # typically a $$ block inside a directive (:::{prf:...}) with no blank line before or after it
+        pytest.fail(f"{page_path}: {len(bad_math)} math problem(s) (formulas quoted as \\(TeX\\); a $$ block inside "
+                    "a directive needs a blank line before and after it):\n  " + "\n  ".join(bad_math))
 
     # Figures: every image in the page body is a loaded, non-empty picture.
     images = page.evaluate("""() => Array.from(document.querySelectorAll('main img')).map(
@@ -102,3 +221,16 @@ def test_page_in_browser(server, browser, page_path):
 
     page.close()
     assert not problems, f"{page_path}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("tex, prose", [
+    (r"L(N, T) = E + \frac{A}{N^{\alpha}} + \frac{B}{T^{\beta}}", False),
+    (r"\min_W \lVert W \rVert \quad \text{subject to (6a) and (6b)}", False),
+    (r"x \in \mathbb{R}^{B, T, C}", False),
+    (r"an irreducible term", True),
+    (r"the second equality {cite:p}`eckart1936approximation`. W-error(0) = 1", True),
+    (r"matrix is needed (`ntp_lib.bottleneck.anisotropy`)", True),
+])
+def test_tex_prose_tells_formulas_from_swallowed_prose(tex, prose):
+    """The rule itself (no browser): what a broken $$ pairing typesets is caught, real formulas are not."""
+    assert (tex_prose(tex) is not None) == prose, tex_prose(tex)

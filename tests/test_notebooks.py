@@ -9,7 +9,7 @@ import re
 
 import nbformat
 import pytest
-from toc import ROOT, book_config, toc_notebooks
+from toc import ROOT, book_config, colab_install, toc_notebooks
 
 NOTEBOOKS = toc_notebooks()
 
@@ -29,8 +29,11 @@ def test_colab_cell_first_and_points_at_this_repository(path):
     branch = book_config()["repository"].get("branch", "main")
     first = _code_cells(path)[0].source
     assert '"google.colab" in sys.modules' in first, f"{path}: first code cell is not the Colab install cell"
-    expected = f'"ntp_lib @ git+{url}@{branch}"'
-    assert expected in first, f"{path}: Colab cell must install {expected} (repository.url in _config.yml)"
+    m = colab_install(path)
+    expected = f'%pip install -q "ntp_lib[EXTRAS] @ git+{url}@{branch}"'
+    assert m is not None, f"{path}: Colab cell must have the line {expected} ([EXTRAS] optional)"
+    assert (m["url"], m["branch"]) == (url, branch), (
+        f"{path}: Colab cell installs from {m['url']}@{m['branch']}, not {url}@{branch} (repository in _config.yml)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=str)

@@ -23,8 +23,9 @@ from ntp_lib.pathstar import (
     mask_target_inputs,
     per_position_accuracy,
 )
+from ntp_lib.recorded import load_recorded_file, recorded_files
 
-RESULTS = Path(__file__).resolve().parents[1] / "results" / "pathstar"
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
 EXAMPLE = "32,3|16,12|3,19|32,34|34,6|6,16|19,47|47,28/32,12=32,34,6,16,12"
 
 
@@ -185,9 +186,9 @@ def test_cli_bad_graph_exits_with_message(capsys):
 
 def _recorded_commands():
     cmds = []
-    for f in sorted(RESULTS.glob("sweep*.json")):
-        for name, result in json.load(open(f)).items():
-            cmds.append(pytest.param(result["command"], id=f"{f.stem}:{name}"))
+    for f in recorded_files("pathstar", "sweep*.json"):
+        for name, result in load_recorded_file("pathstar", f).items():
+            cmds.append(pytest.param(result["command"], id=f"{f.removesuffix('.json')}:{name}"))
     return cmds
 
 
@@ -206,10 +207,10 @@ def test_recorded_commands_still_run(command):
 
 
 def test_benchmark_script_runs(tmp_path):
-    """The recorded benchmark's code path (results/pathstar/benchmark.py) still runs."""
+    """The recorded benchmark's code path (tools/pathstar_benchmark.py) still runs."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("ps_benchmark", RESULTS / "benchmark.py")
+    spec = importlib.util.spec_from_file_location("ps_benchmark", TOOLS / "pathstar_benchmark.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.main(str(tmp_path / "bench.json"))

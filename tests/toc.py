@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
+import nbformat
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +41,24 @@ def toc_pages() -> list[Path]:
 
 def toc_notebooks() -> list[Path]:
     return [p for p in toc_pages() if p.suffix == ".ipynb"]
+
+
+#: The Colab cell's install line: ``%pip install -q "ntp_lib[extra,...] @ git+URL@BRANCH"``.
+COLAB_INSTALL = re.compile(r'%pip install -q "ntp_lib(?:\[(?P<extras>[a-z0-9_,-]+)\])? '
+                           r'@ git\+(?P<url>[^@"]+)@(?P<branch>[^"]+)"')
+
+
+def colab_install(path: Path) -> re.Match | None:
+    """The parsed install line of a notebook's first code cell (its Colab cell), or None."""
+    nb = nbformat.read(ROOT / path, as_version=4)
+    first = next((c.source for c in nb.cells if c.cell_type == "code"), "")
+    return COLAB_INSTALL.search(first)
+
+
+def colab_extras(path: Path) -> set[str]:
+    """The extras of ntp_lib that a notebook's Colab cell installs (empty set if none)."""
+    m = colab_install(path)
+    return set(m["extras"].split(",")) if m and m["extras"] else set()
 
 
 def book_config() -> dict:

@@ -4,8 +4,9 @@
 
 Runs each notebook top to bottom in a fresh kernel from the repository root's point of view
 (working directory = the notebook's folder, as Jupyter Book and nbval do), with progress bars
-silenced (NTP_QUIET=1), then strips noise that makes diffs unreadable: per-cell execution
-timing, widget state and kernel-specific metadata. Prints each notebook's wall time.
+silenced (NTP_QUIET=1, which also means one thread) and the CPU kernels pinned as in `make test`
+(ntp_lib/kernels.py), then strips noise that makes diffs unreadable: per-cell execution timing,
+widget state and kernel-specific metadata. Prints each notebook's wall time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
+
+from ntp_lib import kernels
 
 KEEP_CELL_METADATA = {"tags", "mystnb", "jupyter"}
 
@@ -37,6 +40,7 @@ def run(path: Path, timeout: int) -> float:
     nb = nbformat.read(path, as_version=4)
     os.environ["NTP_QUIET"] = "1"
     os.environ["TQDM_DISABLE"] = "1"
+    kernels.pin()  # the kernel process inherits this environment
     t0 = time.perf_counter()
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()

@@ -13,12 +13,10 @@ function (the notebooks call it).
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -169,23 +167,3 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda", "mps"))
     p.set_defaults(run=_run)
-
-
-def results_dir() -> Path:
-    """The folder of recorded Part II results (``results/pathstar`` at the repository root)."""
-    return Path(ntp_lib.__file__).resolve().parents[1] / "results" / "pathstar"
-
-
-def load_recorded(pattern: str = "sweep*.json") -> dict[str, dict[str, Any]]:
-    """All recorded runs ``{name: result}`` from the JSON files of :func:`results_dir` matching ``pattern``.
-
-    Each result carries its exact ``command``, ``ntp_lib_version`` and ``machine``.
-    Raises ValueError if no file matches (e.g. a notebook opened outside the repository).
-    """
-    files = sorted(results_dir().glob(pattern))
-    if not files:
-        raise ValueError(f"no recorded results matching {pattern!r} in {results_dir()}")
-    runs: dict[str, dict[str, Any]] = {}
-    for f in files:
-        runs.update(json.loads(f.read_text()))
-    return runs

@@ -1,7 +1,7 @@
 """Run a list of path-star experiments in parallel on one GPU; each writes its JSON line to a file.
 
-    python results/pathstar/sweep.py OUTDIR JOBS_FILE [PARALLEL]
-    python results/pathstar/sweep.py --merge OUTDIR MERGED.json
+    python tools/pathstar_sweep.py OUTDIR JOBS_FILE [PARALLEL]
+    python tools/pathstar_sweep.py --merge OUTDIR MERGED.json
 
 JOBS_FILE holds one line per run: ``NAME ARGS...`` (ARGS passed to ``python -m ntp_lib.experiments
 pathstar``). The recorded JSON files keep the exact command in their ``command`` field.

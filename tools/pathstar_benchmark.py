@@ -1,6 +1,6 @@
 """Training throughput of the path-star model on this machine, and the fraction of matmul peak it reaches.
 
-    python results/pathstar/benchmark.py results/pathstar/benchmark.json
+    python tools/pathstar_benchmark.py ntp_lib/data/pathstar/benchmark.json
 
 Measures (one torch thread, as the notebooks run): the fp32 matmul FLOP/s of a 512x512 @ 512x512
 product (this machine's practical peak for the sizes involved), then 30 training steps of the book's
@@ -51,7 +51,7 @@ def main(out: str) -> None:
               "fraction_of_matmul_peak": round(tokens_per_s * flops_per_token / peak, 4),
               "flops_per_token": flops_per_token, "model": f"gpt {layers}x{width}", "task": str(task),
               "batch_size": batch, "steps": steps, "threads": torch.get_num_threads(),
-              "command": "python results/pathstar/benchmark.py " + out, "machine": machine(),
+              "command": "python tools/pathstar_benchmark.py " + out, "machine": machine(),
               "ntp_lib_version": ntp_lib.__version__}
     json.dump(result, open(out, "w"), indent=1, sort_keys=True)
     print(json.dumps(result))
