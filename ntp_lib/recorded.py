@@ -2,7 +2,7 @@
 
 Each part's recorded runs live in ``ntp_lib/data/<part>/`` as JSON files, each run with its exact
 ``command``, ``config``, ``machine`` and ``ntp_lib_version``. They are read through
-:mod:`importlib.resources`, so an installed ntp_lib (``pip install``, on Colab) finds them as well as
+``importlib.resources``, so an installed ntp_lib (``pip install``, on Colab) finds them as well as
 a clone of the repository does.
 
 >>> runs = load_recorded("pathstar")

@@ -68,9 +68,10 @@ def _undeclared(modules: set[str], extras: set[str], optional: set[str] = frozen
     providers = md.packages_distributions()
     bad = {}
     for mod in sorted(modules - set(sys.stdlib_module_names) - {"ntp_lib"} - KERNEL - set(optional)):
-        dists = [canonicalize_name(d) for d in providers.get(mod, [])]
+        # A module of a distribution not installed here (an extra left out) is taken to be its namesake.
+        dists = [canonicalize_name(d) for d in providers.get(mod, [])] or [canonicalize_name(mod)]
         if not set(dists) & declared:
-            bad[mod] = dists or ["(not installed here)"]
+            bad[mod] = dists
     return bad
 
 
