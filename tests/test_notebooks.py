@@ -44,6 +44,8 @@ def test_setup_and_parameters_cells(path):
     params = [c for c in cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1, f"{path}: expected one cell tagged 'parameters', found {len(params)}"
     assert re.search(r'^SCALE = "cpu"', params[0].source, re.M), f"{path}: parameters cell must set SCALE = \"cpu\""
+    assert re.search(r'^# Run time at SCALE = "cpu": .*measured', params[0].source, re.M), (
+        f"{path}: the parameters cell must state the measured run time (# Run time at SCALE = \"cpu\": ...)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=str)
