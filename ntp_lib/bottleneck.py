@@ -43,9 +43,6 @@ from ntp_lib.runtime import check_positive_ints
 
 #: Hugging Face ids of the Pythia suite (Biderman et al. 2023) by size; online readers only.
 PYTHIA_SIZES = ("14m", "31m", "70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b")
-#: Hidden sizes of the Pythia models (Godey et al. Table 1).
-PYTHIA_HIDDEN = {"14m": 128, "31m": 256, "70m": 512, "160m": 768, "410m": 1024, "1b": 2048,
-                 "1.4b": 2048, "2.8b": 2560, "6.9b": 4096, "12b": 5120}
 #: Tokens per Pythia optimizer step (1024 sequences of 2048 tokens).
 PYTHIA_TOKENS_PER_STEP = 2_097_152
 

@@ -17,7 +17,7 @@ positions, GELU MLP of width 4C, dropout 0 by default, input and output embeddin
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -51,9 +51,6 @@ class GPTConfig:
     def from_dict(cls, d: dict) -> GPTConfig:
         """Build a config from a dict, refusing unknown keys (a typo should not pass silently)."""
         return config_from_dict(cls, d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class CausalSelfAttention(nn.Module):

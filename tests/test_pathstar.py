@@ -175,6 +175,9 @@ def test_cli_prints_one_json_line(capsys):
     out = json.loads(capsys.readouterr().out.strip())
     assert {"train_exact_match", "test_exact_match", "clever_hans_accuracy", "indecipherable_accuracy",
             "command", "machine", "ntp_lib_version"} <= set(out)
+    # The command records the arguments actually parsed, also when called as main([...]).
+    assert out["command"] == ("python -m ntp_lib.experiments pathstar --objective teacherless --path-len 3 "
+                              "--num-nodes 12 --train-size 64 --test-size 16 --steps 2 --evals 1")
 
 
 def test_cli_bad_graph_exits_with_message(capsys):

@@ -48,7 +48,9 @@ def _jsonable(value: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # what was actually asked for: main([...]) records its own arguments
     try:
         result = args.run(args)
     except ValueError as err:  # bad input: one clear line, exit code 2 like argparse

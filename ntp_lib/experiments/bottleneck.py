@@ -15,7 +15,6 @@ The functions are also what the chapters call.
 from __future__ import annotations
 
 import argparse
-import os
 from typing import Any
 
 import numpy as np
@@ -143,14 +142,13 @@ def lm_metrics(model: GPT, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]
 def train_small_lm(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int, n_embd: int = 64,
                    n_layer: int = 2, n_head: int = 2, block_size: int = 64, batch_size: int = 16,
                    steps: int = 600, lr: float = 3e-3, eval_every: int = 50, n_eval: int = 32,
-                   seed: int = 0, checkpoint_dir: str | None = None) -> tuple[GPT, list[dict[str, Any]]]:
+                   seed: int = 0) -> tuple[GPT, list[dict[str, Any]]]:
     """Train a small causal LM with an untied head (as Pythia) and trace :func:`lm_metrics`.
 
     ``train_loss`` is measured on ``n_eval`` fixed windows of the training stream, so that
     overfitting (train falls, validation rises) can be told apart from saturation.
 
-    Metrics are recorded at step 0 and every ``eval_every`` steps; with ``checkpoint_dir`` the
-    weights at each of those steps are also saved as ``step<k>.pt``, like Pythia's revisions.
+    Metrics are recorded at step 0 and every ``eval_every`` steps.
 
     Returns:
         ``(model, history)``, one history row per evaluation: step, tokens, and the metrics.
@@ -167,9 +165,6 @@ def train_small_lm(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: i
             train_loss = float(m(xt, yt)[1])
         row = {"step": step, "tokens": step * batch_size * block_size, "train_loss": train_loss,
                **lm_metrics(m, xv, yv)}
-        if checkpoint_dir:
-            os.makedirs(checkpoint_dir, exist_ok=True)
-            torch.save(m.state_dict(), os.path.join(checkpoint_dir, f"step{step}.pt"))
         return row
 
     model.eval()

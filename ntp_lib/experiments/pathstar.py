@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import platform
 import shlex
-import sys
 import time
 from typing import Any
 
@@ -137,8 +136,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     ntp_lib.setup(seed=args.seed, threads=args.threads, figures=False)
     result = run_pathstar(objective=args.objective, model=args.model, steps=args.steps, evals=args.evals,
                           mask_prob=args.mask_prob, seed=args.seed, device=args.device, **params)
-    argv = sys.argv[1:] if sys.argv[1:2] == ["pathstar"] else ["pathstar"]
-    result["command"] = shlex.join(["python", "-m", "ntp_lib.experiments", *argv])
+    result["command"] = shlex.join(["python", "-m", "ntp_lib.experiments", *getattr(args, "argv", ["pathstar"])])
     return result
 
 
