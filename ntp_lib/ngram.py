@@ -3,7 +3,7 @@
 Godey et al. (COLM 2024) §5.2 estimate the rank a language-model head needs from the unsmoothed
 5-gram matrix W (C, V): one row per 4-token context seen in a corpus, holding the empirical
 next-token distribution of that context. If the ideal head is close to W, the W-error of W at d
-(see :func:`ntp_lib.bottleneck.w_error_curve`) says how much a rank-d head must lose.
+(see :func:`ntp_lib.bottleneck.metrics.w_error_curve`) says how much a rank-d head must lose.
 
 Shape letters: N tokens in the corpus, n context length (n-gram order minus one), C distinct
 contexts kept, V vocabulary, k leading singular values.
@@ -143,7 +143,8 @@ def top_singular_values(M, k: int, seed: int = 0) -> np.ndarray:
 
 
 def rank_for_w_error(curve, level: float) -> int:
-    """Smallest d with W-error(d) <= ``level``, from a curve of :func:`ntp_lib.bottleneck.w_error_curve`.
+    """Smallest d with W-error(d) <= ``level``, from a curve of
+    :func:`ntp_lib.bottleneck.metrics.w_error_curve`.
 
     Returns -1 if the curve (which may stop at k < min(C, V)) never gets that low.
     """

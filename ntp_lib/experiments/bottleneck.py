@@ -42,10 +42,11 @@ def rank_experiment(num_contexts: int = 256, vocab_size: int = 128, k: int = 64,
                     decay: float = 0.7, steps: int = 1500, lr: float = 0.05, seed: int = 0) -> dict[str, Any]:
     """Loss gap of the best softmax model with hidden size d, for each d in ``ranks``.
 
-    For each d: a :class:`~ntp_lib.bottleneck.ContextModel` with a :class:`~ntp_lib.bottleneck.FullHead`
-    of width d is fitted; also reported: the gap of the truncated-SVD model (ideal contexts, the
-    ideal head W* cut to rank d: a feasible rank-d model, so an upper bound on the best gap), the
-    W-error of W* at d, and the numerical rank of the fitted log-probability matrix (<= d + 1).
+    For each d: a :class:`~ntp_lib.bottleneck.heads.ContextModel` with a
+    :class:`~ntp_lib.bottleneck.heads.FullHead` of width d is fitted; also reported: the gap of the
+    truncated-SVD model (ideal contexts, the ideal head W* cut to rank d: a feasible rank-d model, so
+    an upper bound on the best gap), the W-error of W* at d, and the numerical rank of the fitted
+    log-probability matrix (<= d + 1).
     """
     g = torch.Generator().manual_seed(seed)
     spectrum = power_spectrum(k, scale, decay)
