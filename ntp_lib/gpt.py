@@ -134,14 +134,7 @@ class GPT(nn.Module):
 
     def check_ids(self, idx: torch.Tensor) -> None:
         """Raise ValueError for ids outside [0, V) or sequences longer than ``block_size``."""
-        if idx.dim() != 2:
-            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
-        T = idx.shape[1]
-        if T > self.config.block_size:
-            raise ValueError(f"sequence length {T} exceeds block_size={self.config.block_size}")
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
-            raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), "
-                             f"got min {int(idx.min())}, max {int(idx.max())}")
+        check_ids(idx, self.config.vocab_size, self.config.block_size)
 
     def hidden_states(self, idx: torch.Tensor) -> list[torch.Tensor]:
         """Residual stream after the embeddings and after each block; the last entry is after ``ln_f``.
@@ -171,26 +164,50 @@ class GPT(nn.Module):
                                    ignore_index=IGNORE_INDEX)
         return logits, loss
 
-    @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Autoregressive decoding: append ``max_new_tokens`` tokens to ``idx`` (B, T).
 
         ``temperature=0`` is greedy (argmax); otherwise sample from softmax(logits / temperature).
         Each new token is predicted from the model's *own* previous outputs (no teacher forcing).
+        The context is cropped to the last ``block_size`` tokens. See :func:`generate`.
         """
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        if temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
-        for _ in range(max_new_tokens):
-            context = idx[:, -self.config.block_size:]
-            logits, _ = self(context)
-            logits = logits[:, -1, :]  # (B, V): the next-token distribution
-            if temperature == 0:
-                nxt = logits.argmax(dim=-1, keepdim=True)
-            else:
-                probs = F.softmax(logits / temperature, dim=-1)
-                nxt = torch.multinomial(probs, 1, generator=generator)
-            idx = torch.cat([idx, nxt], dim=1)
-        return idx
+        return generate(self, idx, max_new_tokens, temperature, generator, block_size=self.config.block_size)
+
+
+def check_ids(idx: torch.Tensor, vocab_size: int, block_size: int | None = None) -> None:
+    """Raise ValueError unless ``idx`` is (B, T) with ids in [0, vocab_size) and, if given, T <= block_size."""
+    if idx.dim() != 2:
+        raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
+    T = idx.shape[1]
+    if block_size is not None and T > block_size:
+        raise ValueError(f"sequence length {T} exceeds block_size={block_size}")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
+        raise ValueError(f"token ids must lie in [0, {vocab_size}), "
+                         f"got min {int(idx.min())}, max {int(idx.max())}")
+
+
+@torch.no_grad()
+def generate(model: nn.Module, idx: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
+             generator: torch.Generator | None = None, block_size: int | None = None) -> torch.Tensor:
+    """Autoregressive decoding with any book model ``model(idx) -> (logits, loss)``: the one decoding loop.
+
+    Appends ``max_new_tokens`` tokens to ``idx`` (B, T) and returns (B, T + max_new_tokens).
+    ``temperature=0`` is greedy (argmax); otherwise sample from softmax(logits / temperature) with
+    ``generator``. With ``block_size`` the model sees only the last ``block_size`` tokens.
+    """
+    if max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    for _ in range(max_new_tokens):
+        context = idx if block_size is None else idx[:, -block_size:]
+        logits, _ = model(context)
+        logits = logits[:, -1, :]  # (B, V): the next-token distribution
+        if temperature == 0:
+            nxt = logits.argmax(dim=-1, keepdim=True)
+        else:
+            probs = F.softmax(logits / temperature, dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=generator)
+        idx = torch.cat([idx, nxt], dim=1)
+    return idx

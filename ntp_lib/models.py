@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ntp_lib.gpt import IGNORE_INDEX
+from ntp_lib.gpt import IGNORE_INDEX, check_ids
 from ntp_lib.runtime import check_positive_ints
 
 
@@ -44,11 +44,8 @@ class HFCausalLM(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def check_ids(self, idx: torch.Tensor) -> None:
-        if idx.dim() != 2:
-            raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.vocab_size):
-            raise ValueError(f"token ids must lie in [0, {self.vocab_size}), "
-                             f"got min {int(idx.min())}, max {int(idx.max())}")
+        """Raise ValueError for a non-(B, T) ``idx`` or ids outside [0, V)."""
+        check_ids(idx, self.vocab_size)
 
     def hidden_states(self, idx: torch.Tensor) -> list[torch.Tensor]:
         """Hidden states as returned by ``output_hidden_states=True``: a list of (B, T, C)."""

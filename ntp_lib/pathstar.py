@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ntp_lib.gpt import IGNORE_INDEX
+from ntp_lib.gpt import IGNORE_INDEX, generate
 from ntp_lib.runtime import check_positive_ints
 
 OBJECTIVES = ("standard", "teacherless", "reverse")
@@ -292,11 +292,7 @@ def predict(model: torch.nn.Module, task: PathStar, x: torch.Tensor, mode: str =
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size].to(dev)
         if mode == "generate":
-            seq = xb[:, :P]
-            for _ in range(l):
-                logits, _ = model(seq)
-                seq = torch.cat([seq, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-            out.append(seq[:, P:].cpu())
+            out.append(generate(model, xb[:, :P], l)[:, P:].cpu())
         else:
             if mode == "teacherless":
                 xb = xb.clone()
@@ -329,14 +325,25 @@ def clever_hans_accuracy(model: torch.nn.Module, task: PathStar, x: torch.Tensor
                          include_goal: bool = True) -> float:
     """Teacher-forced accuracy on target positions 3..l (the reference code's count), or 3..l-1
     with ``include_goal=False`` (the goal g at position l can be copied from the query). NaN if empty."""
-    acc = per_position_accuracy(model, task, x, y, "teacher_forced")
-    part = acc[2:] if include_goal else acc[2:-1]
-    return float(part.mean()) if part.size else float("nan")
+    return clever_hans_from_accuracy(per_position_accuracy(model, task, x, y, "teacher_forced"), include_goal)
 
 
 def indecipherable_accuracy(model: torch.nn.Module, task: PathStar, x: torch.Tensor, y: torch.Tensor) -> float:
     """Teacher-forced accuracy on target position 2, the first node after s (~1/d when unsolved)."""
-    return float(per_position_accuracy(model, task, x, y, "teacher_forced")[1])
+    return indecipherable_from_accuracy(per_position_accuracy(model, task, x, y, "teacher_forced"))
+
+
+def clever_hans_from_accuracy(acc: np.ndarray, include_goal: bool = True) -> float:
+    """Clever-Hans accuracy from per-position accuracies ``acc`` (l,): mean over positions 3..l, or 3..l-1
+    with ``include_goal=False``. NaN if empty. The one definition behind :func:`clever_hans_accuracy`
+    and :func:`evaluate`."""
+    part = acc[2:] if include_goal else acc[2:-1]
+    return float(part.mean()) if part.size else float("nan")
+
+
+def indecipherable_from_accuracy(acc: np.ndarray) -> float:
+    """Indecipherable-token accuracy from per-position accuracies ``acc`` (l,): position 2."""
+    return float(acc[1])
 
 
 @torch.no_grad()
@@ -380,10 +387,7 @@ def exact_match_given_first(model: torch.nn.Module, task: PathStar, x: torch.Ten
     P, l = task.prefix_len, task.path_len
     hits = []
     for i in range(0, len(x), batch_size):
-        seq = x[i:i + batch_size, :P + 2].to(dev)                  # prefix, s, v1 (teacher-forced)
-        for _ in range(l - 2):
-            logits, _ = model(seq)
-            seq = torch.cat([seq, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+        seq = generate(model, x[i:i + batch_size, :P + 2].to(dev), l - 2)  # from prefix, s, v1 (teacher-forced)
         hits.append((seq[:, P:].cpu() == _targets(task, y[i:i + batch_size])).all(1))
     return float(torch.cat(hits).float().mean())
 
@@ -417,7 +421,7 @@ def evaluate(model: torch.nn.Module, task: PathStar, x: torch.Tensor, y: torch.T
         "exact_match": float((gen == tgt).all(1).float().mean()),
         "per_position_generated": [round(float(a), 4) for a in (gen == tgt).float().mean(0)],
         "per_position_teacher_forced": [round(float(a), 4) for a in tf_acc],
-        "clever_hans_accuracy": float(tf_acc[2:].mean()) if task.path_len > 2 else float("nan"),
-        "clever_hans_accuracy_no_goal": float(tf_acc[2:-1].mean()) if task.path_len > 3 else float("nan"),
-        "indecipherable_accuracy": float(tf_acc[1]),
+        "clever_hans_accuracy": clever_hans_from_accuracy(tf_acc),
+        "clever_hans_accuracy_no_goal": clever_hans_from_accuracy(tf_acc, include_goal=False),
+        "indecipherable_accuracy": indecipherable_from_accuracy(tf_acc),
     }
