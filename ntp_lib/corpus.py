@@ -28,6 +28,8 @@ from importlib import resources
 
 import numpy as np
 
+from ntp_lib.runtime import check_positive_ints
+
 #: The shipped snapshot of ``pydoc_data.topics`` and the SHA-256 of its decompressed JSON bytes.
 PYTHON_DOCS_SNAPSHOT = "python_docs_3.11.7.json.gz"
 PYTHON_DOCS_SHA256 = "4717ccc51e2e7bd1eed2feddb0bcb5a7da19a1a923fd2f258cf81e4285e31683"
@@ -71,8 +73,8 @@ def load_python_docs(prose_only: bool = True, max_chars: int | None = None, sour
     >>> len(load_python_docs()), len(load_python_docs(prose_only=False))
     (227446, 465047)
     """
-    if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1):
-        raise ValueError(f"max_chars must be None or an int >= 1, got {max_chars!r}")
+    if max_chars is not None:
+        check_positive_ints(max_chars=max_chars)
     topics = python_docs_topics(source)
     parts = []
     for key in sorted(topics):

@@ -111,7 +111,8 @@ def rounded(x: float, decimals: int, slack: float) -> float:
     ...
     ValueError: 0.5849 is within 0.001 of a rounding boundary at 2 decimals: print fewer decimals
     """
-    check_positive_ints(decimals=decimals + 1)
+    if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)) or decimals < 0:
+        raise ValueError(f"decimals must be an int >= 0, got {decimals!r}")
     if not (isinstance(slack, (int, float, np.floating)) and math.isfinite(slack) and slack >= 0):
         raise ValueError(f"slack must be a finite number >= 0, got {slack!r}")
     x = float(x)

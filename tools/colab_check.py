@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import re
@@ -91,9 +92,6 @@ DROP_ENV = ("CI", "GITHUB_ACTIONS", "TQDM_DISABLE", "PYTHONPATH", "PYTHONHOME", 
             "VIRTUAL_ENV", "CONDA_PREFIX", "JUPYTER_PATH", "PYTHONEXECUTABLE")
 KERNEL_ENV = {"MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
               "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-PIP_REQ = re.compile(r"^\s*[%!]\s*pip\s+install\s+(?P<args>.+)$")
-REQ = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[(?P<extras>[^\]]*)\])?\s*@\s*(?P<url>\S+)$")
-GITHUB_URL = re.compile(r"^git\+https://github\.com/[^@#]+(?:@(?P<ref>[^#]*))?(?P<fragment>#.*)?$")
 
 
 class SetupError(Exception):
@@ -268,43 +266,29 @@ def git(*args: str, cwd: Path = ROOT) -> str:
     return out.stdout.strip()
 
 
-def colab_requirement(nb: nbformat.NotebookNode) -> str | None:
-    """The ntp_lib requirement of the `%pip install` line in the notebook's first code cell."""
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    if not code:
-        return None
-    for line in code[0].source.splitlines():
-        m = PIP_REQ.match(line)
-        if m:
-            for arg in shlex.split(m.group("args")):
-                if not arg.startswith("-") and re.match(r"ntp[_-]lib\b", arg, re.IGNORECASE):
-                    return arg
-    return None
+def clone_toc(clone: Path):
+    """The clone's ``tests/toc.py``: where the book's table of contents and the Colab cell's install
+    line (``COLAB_INSTALL``, enforced by the notebook-convention test) are defined, once."""
+    spec = importlib.util.spec_from_file_location("clone_toc", clone / "tests" / "toc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def local_requirement(reqs: list[str], clone: Path, commit: str) -> str:
-    """The union of the notebooks' ntp_lib requirements (extras merged), installed from the clone."""
-    names, extras, refs = set(), set(), set()
-    for req in reqs:
-        m = REQ.match(req.strip())
-        if not m:
-            raise SetupError(f"cannot read the Colab cell's requirement {req!r} (expected 'ntp_lib[...] @ git+https://...')")
-        url = GITHUB_URL.match(m.group("url"))
-        if not url:
-            raise SetupError(f"the Colab cell installs {req!r}, not from a GitHub git URL: "
-                             "cannot point it at the checkout")
-        if url.group("fragment"):
-            raise SetupError(f"the Colab cell's URL has a fragment ({url.group('fragment')}): not supported here")
-        names.add(canonical(m.group("name")))
-        extras.update(e.strip() for e in (m.group("extras") or "").split(",") if e.strip())
-        refs.add(url.group("ref") or "(default branch)")
-    if len(names) != 1:
-        raise SetupError(f"the Colab cells install different packages: {sorted(names)}")
-    name = reqs[0].split("[")[0].split("@")[0].strip()
+def local_requirement(toc, rels: list[str], clone: Path, commit: str) -> str:
+    """The union of the notebooks' Colab installs (extras merged), pointed at the clone instead of GitHub."""
+    extras, refs = set(), set()
+    for rel in rels:
+        m = toc.colab_install(Path(rel))
+        if m is None:
+            raise SetupError(f"{rel}: its first code cell has no Colab install line "
+                             "(%pip install -q \"ntp_lib[...] @ git+URL@BRANCH\"): Colab would lack ntp_lib")
+        extras |= toc.colab_extras(Path(rel))
+        refs.add(m["branch"])
     extra = f"[{','.join(sorted(extras))}]" if extras else ""
-    log(f"   Colab cells install {name}{extra} from GitHub @ {', '.join(sorted(refs))}; "
+    log(f"   Colab cells install ntp_lib{extra} from GitHub @ {', '.join(sorted(refs))}; "
         f"here from the clone at {commit[:7]} instead")
-    return f"{name}{extra} @ git+file://{clone}@{commit}"  # a full sha: pip cannot check out a bare @HEAD
+    return f"ntp_lib{extra} @ git+file://{clone}@{commit}"  # a full sha: pip cannot check out a bare @HEAD
 
 
 def install_ntp_lib(py: Path, requirement: str, logfile: Path) -> tuple[str, dict[str, str]]:
@@ -394,12 +378,9 @@ def execute(path: Path, rel: str, env: dict[str, str], timeout: int, out_path: P
     return result
 
 
-def notebook_list(clone: Path, args: list[str]) -> list[str]:
+def notebook_list(toc, clone: Path, args: list[str]) -> list[str]:
     if not args:
-        out = run([sys.executable, "tests/toc.py", "notebooks"], cwd=clone)
-        if out.returncode:
-            raise SetupError(f"tests/toc.py notebooks failed in the clone:\n{out.stderr}")
-        return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+        return [p.as_posix() for p in toc.toc_notebooks()]
     rels = []
     for arg in args:
         p = Path(arg)
@@ -447,14 +428,9 @@ def main() -> int:
         if dirty:
             log(f"   NOTE: {len(dirty)} uncommitted change(s) in the working tree are NOT tested")
 
-        rels = notebook_list(clone, args.notebooks)
-        nbs = {rel: nbformat.read(clone / rel, as_version=4) for rel in rels}
-        reqs = {rel: colab_requirement(nb) for rel, nb in nbs.items()}
-        no_cell = [rel for rel, req in reqs.items() if req is None and "ntp_lib" in nbformat.writes(nbs[rel])]
-        found = [req for req in reqs.values() if req]
-        if not found:
-            raise SetupError("no notebook's first code cell has a `%pip install ... ntp_lib ...` line")
-        requirement = local_requirement(found, clone, commit)
+        toc = clone_toc(clone)
+        rels = notebook_list(toc, clone, args.notebooks)
+        requirement = local_requirement(toc, rels, clone, commit)
 
         py, marker = ensure_venv(venv, args.python, args.rebuild, tmp / "colab-stack-install.log")
         freeze_before, after = install_ntp_lib(py, requirement, tmp / "ntp_lib-install.log")
@@ -467,11 +443,7 @@ def main() -> int:
             f"ntp_lib {after.get('ntp-lib')}")
         results = []
         for rel in rels:
-            if rel in no_cell:
-                r = {"notebook": rel, "status": "FAIL", "seconds": 0.0, "cell": 0, "traceback": None,
-                     "error": "first code cell has no `%pip install ntp_lib` line: a fresh Colab runtime lacks ntp_lib"}
-            else:
-                r = execute(clone / rel, rel, env, args.timeout, tmp / "executed" / rel)
+            r = execute(clone / rel, rel, env, args.timeout, tmp / "executed" / rel)
             results.append(r)
             log(status_line(r))
 
