@@ -70,7 +70,7 @@ lint:
 pytest:
 	@echo "== pytest: unit tests, doctests, notebook conventions, nbval on every notebook, browser; kernels: $(KERNELS) =="
 	env $(KERNELS) $(PYTHON) -m pytest -n $(WORKERS) --dist loadscope --durations=15 \
-	  --doctest-modules ntp_lib tests $(NBVAL) $$($(PYTHON) tests/toc.py notebooks)
+	  --doctest-modules ntp_lib tests $(NBVAL) $$($(PYTHON) tools/toc.py notebooks)
 
 # What another CPU looks like: the same committed outputs must come out under different kernels.
 pytest-other-kernels:

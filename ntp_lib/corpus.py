@@ -1,4 +1,5 @@
-"""The book's text corpora and a character tokenizer.
+"""The book's text corpora and their tokenizers: characters (:class:`CharTokenizer`) and byte-level BPE
+(:func:`train_bpe`, :func:`encode`).
 
 Offline corpus (every chapter, CI, Colab): the Python Language Reference, which ships with every
 CPython as ``pydoc_data.topics``: about 80 articles of real English prose written by the Python
@@ -28,7 +29,7 @@ from importlib import resources
 
 import numpy as np
 
-from ntp_lib.runtime import check_positive_ints
+from ntp_lib.runtime import check_int, check_positive_ints
 
 #: The shipped snapshot of ``pydoc_data.topics`` and the SHA-256 of its decompressed JSON bytes.
 PYTHON_DOCS_SNAPSHOT = "python_docs_3.11.7.json.gz"
@@ -113,6 +114,36 @@ def load_wikitext2(split: str = "train") -> str:  # pragma: no cover - needs the
 def words(text: str) -> list[str]:
     """Lower-cased word and punctuation tokens: ``"Hello, world."`` -> ``['hello', ',', 'world', '.']``."""
     return re.findall(r"[a-z0-9_]+|[^\sa-z0-9_]", text.lower())
+
+
+def train_bpe(text: str, vocab_size: int):
+    """Train a byte-level BPE tokenizer (``tokenizers`` package) on ``text``; deterministic.
+
+    The pre-tokenizer and decoder are GPT-2's byte-level ones (as the Pythia tokenizer), with the
+    256 byte symbols always in the vocabulary, so ``vocab_size`` must be at least 257.
+
+    Returns:
+        a ``tokenizers.Tokenizer``; ``encode(text).ids`` gives token ids.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    if not isinstance(text, str) or not text:
+        raise ValueError("text must be a non-empty string (the corpus is empty)")
+    check_int("vocab_size", vocab_size, low=257, high=1_000_000, why="256 bytes + at least one merge")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=[],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(text.split("\n"), trainer=trainer)
+    return tok
+
+
+def encode(tokenizer, text: str) -> np.ndarray:
+    """Token ids (N,) int64 of ``text`` under a ``tokenizers.Tokenizer``."""
+    if not isinstance(text, str) or not text:
+        raise ValueError("text must be a non-empty string (the corpus is empty)")
+    return np.asarray(tokenizer.encode(text).ids, dtype=np.int64)
 
 
 class CharTokenizer:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ntp_lib.gpt import IGNORE_INDEX
-from ntp_lib.runtime import check_positive_ints
+from ntp_lib.runtime import check_int, check_positive_ints
 
 
 def as_ids(ids: Sequence[int] | torch.Tensor) -> torch.Tensor:
@@ -105,8 +105,7 @@ def conditional_entropy(ids: Sequence[int] | torch.Tensor, context_len: int) -> 
     >>> round(conditional_entropy([0, 1, 0, 1], 0), 4)         # two equally likely tokens: log 2
     0.6931
     """
-    if not isinstance(context_len, int) or context_len < 0:
-        raise ValueError(f"context_len must be an int >= 0, got {context_len!r}")
+    check_int("context_len", context_len, low=0)
     seq = as_ids(ids).tolist()
     if len(seq) <= context_len:
         raise ValueError(f"need more than context_len={context_len} tokens, got {len(seq)}")
@@ -154,3 +153,17 @@ def fit_bigram(counts: torch.Tensor, steps: int = 300, lr: float = 0.5) -> tuple
         opt.step()
         losses.append(loss.item())
     return logits.detach(), losses
+
+
+def lm_data(vocab_size: int = 1024, val_fraction: float = 0.1, prose_only: bool = False
+            ) -> tuple[torch.Tensor, torch.Tensor, object]:
+    """Token ids of the offline corpus under a BPE tokenizer: (train (N1,), val (N2,), tokenizer)."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    from ntp_lib.corpus import encode, load_python_docs, train_bpe
+
+    text = load_python_docs(prose_only=prose_only)
+    tok = train_bpe(text, vocab_size)
+    ids = torch.from_numpy(encode(tok, text))
+    cut = int(len(ids) * (1 - val_fraction))
+    return ids[:cut], ids[cut:], tok

@@ -21,42 +21,14 @@ from ``scipy.sparse.linalg.svds``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import svds
 
-from ntp_lib.runtime import check_positive_ints
-
-
-def train_bpe(text: str, vocab_size: int):
-    """Train a byte-level BPE tokenizer (``tokenizers`` package) on ``text``; deterministic.
-
-    The pre-tokenizer and decoder are GPT-2's byte-level ones (as the Pythia tokenizer), with the
-    256 byte symbols always in the vocabulary, so ``vocab_size`` must be at least 257.
-
-    Returns:
-        a ``tokenizers.Tokenizer``; ``encode(text).ids`` gives token ids.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    if not isinstance(text, str) or not text:
-        raise ValueError("text must be a non-empty string (the corpus is empty)")
-    if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or not 257 <= vocab_size <= 1_000_000:
-        raise ValueError(f"vocab_size must be an int in [257, 1000000], got {vocab_size!r}")
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=[],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(text.split("\n"), trainer=trainer)
-    return tok
-
-
-def encode(tokenizer, text: str) -> np.ndarray:
-    """Token ids (N,) int64 of ``text`` under a ``tokenizers.Tokenizer``."""
-    if not isinstance(text, str) or not text:
-        raise ValueError("text must be a non-empty string (the corpus is empty)")
-    return np.asarray(tokenizer.encode(text).ids, dtype=np.int64)
+from ntp_lib.corpus import encode, train_bpe  # the tokenizers live beside the corpora
+from ntp_lib.runtime import check_int, check_positive_ints
 
 
 def ngram_matrix(ids, context_length: int, vocab_size: int | None = None, min_count: int = 1
@@ -131,9 +103,7 @@ def top_singular_values(M, k: int, seed: int = 0) -> np.ndarray:
     ARPACK needs k < min(C, V); its start vector is seeded so the result is reproducible.
     """
     C, V = M.shape
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k < min(C, V):
-        raise ValueError(f"k must be an int in [1, {min(C, V) - 1}] (svds needs k < min(C, V) = "
-                         f"{min(C, V)}), got {k!r}")
+    k = check_int("k", k, low=1, high=min(C, V) - 1, why=f"svds needs k < min(C, V) = {min(C, V)}")
     data = M.data if sp.issparse(M) else np.asarray(M)
     if not np.all(np.isfinite(data)):
         raise ValueError("M must be finite")
@@ -152,3 +122,23 @@ def rank_for_w_error(curve, level: float) -> int:
         raise ValueError(f"level must be in [0, 1], got {level!r}")
     below = np.nonzero(np.asarray(curve) <= level)[0]
     return int(below[0]) if below.size else -1
+
+
+def ngram_spectrum(vocab_size: int = 1024, context_length: int = 4, min_count: int = 1, k: int = 128,
+                   prose_only: bool = False, text: str | None = None) -> dict[str, Any]:
+    """W-error curve (d = 0..k) of the n-gram matrix of the offline corpus under a BPE tokenizer."""
+    from ntp_lib.bottleneck.metrics import w_error_curve
+    from ntp_lib.corpus import load_python_docs
+
+    text = load_python_docs(prose_only=prose_only) if text is None else text
+    tok = train_bpe(text, vocab_size)
+    ids = encode(tok, text)
+    M, contexts, counts = ngram_matrix(ids, context_length, vocab_size, min_count)
+    k_eff = min(k, min(M.shape) - 1)
+    sigma = top_singular_values(M, k_eff)
+    curve = w_error_curve(sigma, frobenius_norm(M))
+    one_hot = float(np.mean(np.diff(M.indptr) == 1))
+    return {"vocab_size": vocab_size, "context_length": context_length, "min_count": min_count,
+            "tokens": int(ids.size), "contexts": int(M.shape[0]), "one_hot_rows": one_hot,
+            "k": k_eff, "sigma": sigma.tolist(), "w_error": curve.tolist(),
+            "d_half": rank_for_w_error(curve, 0.5)}

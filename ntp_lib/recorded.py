@@ -1,6 +1,7 @@
 """Recorded results: runs too long for a notebook, shipped inside ntp_lib as package data.
 
-Each part's recorded runs live in ``ntp_lib/data/<part>/`` as JSON files, each run with its exact
+Each part's recorded runs live in ``ntp_lib/data/<part>/`` as JSON files named ``runs_*.json``
+(``{name: result}``), each run with its exact
 ``command``, ``config``, ``machine`` and ``ntp_lib_version``. They are read through
 ``importlib.resources``, so an installed ntp_lib (``pip install``, on Colab) finds them as well as
 a clone of the repository does.
@@ -8,8 +9,8 @@ a clone of the repository does.
 >>> runs = load_recorded("pathstar")
 >>> all("command" in run for run in runs.values())
 True
->>> sorted(recorded_files("pathstar"))[:2]
-['benchmark.json', 'sweep2.json']
+>>> recorded_files("pathstar", "runs_g23*")
+['runs_g23_objectives.json', 'runs_g23_objectives_jobs.txt']
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def load_recorded_file(part: str, name: str) -> Any:
     return json.loads((_folder(part) / name).read_text(encoding="utf-8"))
 
 
-def load_recorded(part: str, pattern: str = "sweep*.json") -> dict[str, dict[str, Any]]:
+def load_recorded(part: str, pattern: str = "runs_*.json") -> dict[str, dict[str, Any]]:
     """All recorded runs ``{name: result}`` of ``part`` from its JSON files matching ``pattern``.
 
     Raises ValueError naming the folder if no file matches (e.g. an ntp_lib built without its data).

@@ -164,6 +164,30 @@ def _figure_defaults() -> None:
     })
 
 
+def check_int(name: str, value: Any, low: int = 1, high: int | None = None, why: str = "") -> int:
+    """``value`` as an int if it is one in [low, high] (bools refused); else ValueError naming it.
+
+    The one integer check of the library; ``why`` adds the reason for the range to the message.
+
+    >>> check_int("k", 3, low=1, high=5)
+    3
+    >>> check_int("k", 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: k must be an int >= 1, got 0
+    >>> check_int("rank", 9, low=0, high=4, why="min(V, d) of the matrix")
+    Traceback (most recent call last):
+    ...
+    ValueError: rank must be an int in [0, 4] (min(V, d) of the matrix), got 9
+    """
+    ok = not isinstance(value, bool) and isinstance(value, (int, np.integer))
+    if not ok or value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        reason = f" ({why})" if why else ""
+        raise ValueError(f"{name} must be an int {allowed}{reason}, got {value!r}")
+    return int(value)
+
+
 def check_positive_ints(prefix: str = "", **values: Any) -> None:
     """Raise ValueError naming the first value that is not an int >= 1 (bools are refused too).
 
@@ -174,8 +198,92 @@ def check_positive_ints(prefix: str = "", **values: Any) -> None:
     ValueError: steps must be an int >= 1, got 0
     """
     for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{prefix}{name} must be an int >= 1, got {value!r}")
+        check_int(f"{prefix}{name}", value, low=1)
+
+
+def check_number(name: str, value: Any, low: float, high: float | None = None, low_open: bool = False) -> float:
+    """``value`` as a float if it is a finite number in the range; else ValueError naming it.
+
+    The range is [low, high], or (low, high] with ``low_open=True``.
+
+    >>> check_number("lr", 0.0, low=0.0, low_open=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: lr must be a finite number > 0.0, got 0.0
+    """
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if ok:
+        v = float(value)
+        ok = math.isfinite(v) and (v > low if low_open else v >= low) and (high is None or v <= high)
+    if not ok:
+        lower = f"> {low}" if low_open else f">= {low}"
+        allowed = lower if high is None else f"in {'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{name} must be a finite number {allowed}, got {value!r}")
+    return float(value)
+
+
+def as_finite_array(name: str, value: Any, ndim: int, min_rows: int = 1) -> np.ndarray:
+    """A finite float64 NumPy array of ``ndim`` dimensions from an array, a list or a tensor.
+
+    The one input check of the library's numerical functions: it names the argument and says what
+    is wrong (not numeric, wrong number of dimensions, fewer than ``min_rows`` rows, NaN or inf).
+
+    >>> as_finite_array("W", [[1, 2], [3, 4]], 2).shape
+    (2, 2)
+    >>> as_finite_array("W", [[1.0, float("nan")]], 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: W must be finite, got nan at index [0, 1]
+    """
+    if hasattr(value, "detach"):  # a torch tensor, on any device
+        value = value.detach().to("cpu").double().numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be a numeric array, got {type(value).__name__}") from err
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
+    if arr.size == 0 or arr.shape[0] < min_rows:
+        raise ValueError(f"{name} must have at least {min_rows} row(s) and be non-empty, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0].tolist()
+        raise ValueError(f"{name} must be finite, got {arr[tuple(bad)]} at index {bad}")
+    return arr
+
+
+SCALES = ("cpu", "paper")
+
+
+def at_scale(scale: str, **choices: Any) -> Any:
+    """The value for ``scale`` among ``choices``: the one way a notebook derives a setting from ``SCALE``.
+
+    ``"cpu"`` is the book's default (minutes on a 2-core CPU, the committed outputs) and ``"paper"``
+    the paper's setting (a GPU, often the internet). Both must be given, so a reader who switches
+    ``SCALE`` never meets a missing value.
+
+    >>> at_scale("cpu", cpu=20_000, paper=200_000)
+    20000
+    >>> at_scale("gpu", cpu=1, paper=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: SCALE must be one of ('cpu', 'paper'), got 'gpu'
+    """
+    if set(choices) != set(SCALES):
+        raise ValueError(f"at_scale needs one value for each scale {SCALES}, got {sorted(choices)}")
+    if scale not in SCALES:
+        raise ValueError(f"SCALE must be one of {SCALES}, got {scale!r}")
+    return choices[scale]
+
+
+def online() -> bool:
+    """Whether a notebook may use the internet: on Colab, or where the reader set ``NTP_ONLINE=1``.
+
+    The book's outputs are made offline; cells that download Pythia or Hugging Face data run only when
+    this is true, so ``make test`` never touches the network.
+    """
+    import sys
+
+    return "google.colab" in sys.modules or os.environ.get("NTP_ONLINE", "") == "1"
 
 
 def config_from_dict(cls: type, d: dict) -> Any:
@@ -214,6 +322,19 @@ def device(prefer: str = "auto") -> torch.device:  # noqa: F821
     if prefer == "cuda" and not torch.cuda.is_available():
         raise ValueError("prefer='cuda' but torch.cuda.is_available() is False")
     return torch.device(prefer)
+
+
+def machine() -> dict[str, Any]:
+    """Where a run happened, for recorded results: platform, CPU count, torch version and threads, GPU."""
+    import platform
+
+    import torch
+
+    info = {"platform": platform.platform(), "processor": platform.machine(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
 
 
 def progress(iterable=None, **kwargs):

@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ntp_lib.runtime import config_from_dict, progress
+from ntp_lib.runtime import check_int, check_number, config_from_dict, progress
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -53,10 +53,8 @@ class TrainConfig:
     progress: bool = True          # a tqdm bar on stderr (silent under CI)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.steps, int) or self.steps < 0:
-            raise ValueError(f"TrainConfig.steps must be an int >= 0, got {self.steps!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"TrainConfig.lr must be a finite float > 0, got {self.lr!r}")
+        check_int("TrainConfig.steps", self.steps, low=0)
+        check_number("TrainConfig.lr", self.lr, low=0.0, low_open=True)
         if self.warmup_steps < 0:
             raise ValueError(f"TrainConfig.warmup_steps must be >= 0, got {self.warmup_steps!r}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:

@@ -175,18 +175,16 @@ def test_minilm_loads_offline_or_says_how_to_install():
     assert model.config.hidden_size == 384
 
 
-def test_experiment_helpers_run_small():
-    from ntp_lib.experiments import bottleneck as ex
-
-    out = ex.rank_experiment(num_contexts=32, vocab_size=16, k=8, ranks=(1, 8), steps=200)
+def test_rank_experiment_and_small_lm_helpers_run_small():
+    out = bn.rank_experiment(num_contexts=32, vocab_size=16, k=8, ranks=(1, 8), steps=200)
     assert out["rank_log_q"][0] <= 2 and out["gap"][0] > out["gap"][1]
     assert out["gap"][0] <= out["gap_truncated"][0] + 1e-3
     ids = torch.arange(400) % 37
-    model, hist = ex.train_small_lm(ids[:300], ids[300:], 37, n_embd=8, block_size=8, batch_size=4,
+    model, hist = bn.train_small_lm(ids[:300], ids[300:], 37, n_embd=8, block_size=8, batch_size=4,
                                     steps=4, eval_every=2, n_eval=4)
     assert [r["step"] for r in hist] == [0, 2, 4]
     assert {"val_loss", "train_loss", "anisotropy", "singular_entropy"} <= set(hist[-1])
-    res = ex.rank_heads(model, ids[:300], ids[300:], ranks=(1, 2), n_train=8, n_val=4, steps=3)
+    res = bn.rank_heads(model, ids[:300], ids[300:], ranks=(1, 2), n_train=8, n_val=4, steps=3)
     assert len(res["loss"]) == 2
 
 
@@ -203,3 +201,16 @@ def test_pythia_helper_rejects_bad_size_and_revision_before_any_download():
         bn.pythia("13m")
     with pytest.raises(ValueError, match="revision"):
         bn.pythia("70m", "step3")
+
+
+def test_power_spectrum_refuses_bad_input():
+    assert bn.power_spectrum(3, scale=1.0, decay=1.0).tolist() == [1.0, 0.5, 1 / 3]
+    with pytest.raises(ValueError, match="k >= 1"):
+        bn.power_spectrum(0)
+
+
+def test_lm_data_splits_the_corpus_and_refuses_a_bad_fraction():
+    from ntp_lib.lm import lm_data
+
+    with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\)"):
+        lm_data(300, val_fraction=1.0)

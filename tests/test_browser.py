@@ -24,7 +24,8 @@ import shutil
 import threading
 
 import pytest
-from toc import ROOT, book_config, toc_pages
+
+from tools.toc import ROOT, book_config, toc_pages
 
 HTML = ROOT / "_build" / "html"
 CHROMIUM = os.environ.get("NTP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

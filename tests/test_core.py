@@ -342,3 +342,39 @@ def test_experiments_json_is_strict():
 
     assert json.dumps(_jsonable({"a": np.float64(1.5), "b": float("nan"), "c": torch.tensor([1, 2])})) == \
         '{"a": 1.5, "b": null, "c": [1, 2]}'
+
+
+def test_at_scale_and_online(monkeypatch):
+    from ntp_lib import at_scale, online
+
+    assert at_scale("paper", cpu=1, paper=2) == 2
+    with pytest.raises(ValueError, match="SCALE must be one of"):
+        at_scale("CPU", cpu=1, paper=2)
+    with pytest.raises(ValueError, match="one value for each scale"):
+        at_scale("cpu", cpu=1)
+    monkeypatch.delenv("NTP_ONLINE", raising=False)
+    assert online() is ("google.colab" in sys.modules)
+    monkeypatch.setenv("NTP_ONLINE", "1")
+    assert online() is True
+
+
+def test_shared_input_checks():
+    import torch
+
+    from ntp_lib.runtime import as_finite_array, check_int, check_number
+
+    assert as_finite_array("W", torch.ones(2, 3, requires_grad=True), 2).shape == (2, 3)
+    for bad, message in (("abc", "numeric array"), ([1.0, 2.0], "2-D array"), ([[1.0, float("inf")]], "finite"),
+                         (np.zeros((0, 3)), "non-empty")):
+        with pytest.raises(ValueError, match=message):
+            as_finite_array("W", bad, 2)
+    with pytest.raises(ValueError, match="at least 2 row"):
+        as_finite_array("X", [[1.0, 2.0]], 2, min_rows=2)
+    assert check_int("k", np.int64(3), low=0, high=3) == 3
+    for bad in (True, 2.0, -1, 4, "3"):
+        with pytest.raises(ValueError, match="k must be an int in \\[0, 3\\]"):
+            check_int("k", bad, low=0, high=3)
+    assert check_number("p", 1, low=0.0, high=1.0) == 1.0
+    for bad in (float("nan"), 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match="p must be a finite number in \\[0.0, 1.0\\]"):
+            check_number("p", bad, low=0.0, high=1.0)

@@ -22,7 +22,8 @@ import nbformat
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from toc import ROOT, colab_extras, toc_notebooks
+
+from tools.toc import ROOT, colab_extras, toc_notebooks
 
 NOTEBOOKS = toc_notebooks()
 
@@ -151,3 +152,28 @@ def test_installed_wheel_loads_recorded_results_and_corpus(installed_wheel):
     where, ok = out.stdout.split()
     assert Path(where).is_relative_to(installed_wheel), f"imported ntp_lib from {where}, not from the wheel"
     assert ok == "ok"
+
+
+def _full_imports(source: str) -> set[str]:
+    """Dotted module names imported anywhere in ``source`` (``from a.b import c`` gives a.b and a.b.c)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    names = set()
+    for node in ast.walk(ast.parse(TransformerManager().transform_cell(source))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return names
+
+
+def test_command_line_is_imported_by_nobody():
+    """ntp_lib.experiments calls the library; neither the library nor a chapter imports it."""
+    offenders = [str(p) for p in NOTEBOOKS
+                 if any(n.startswith("ntp_lib.experiments") for n in _full_imports(_notebook_source(p)))]
+    for path in sorted((ROOT / "ntp_lib").rglob("*.py")):
+        if "experiments" in path.relative_to(ROOT / "ntp_lib").parts:
+            continue
+        if any(n.startswith("ntp_lib.experiments") for n in _full_imports(path.read_text())):
+            offenders.append(str(path.relative_to(ROOT)))
+    assert not offenders, f"these import the command line ntp_lib.experiments: {offenders}"

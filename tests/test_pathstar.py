@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from ntp_lib.experiments import main as experiments_main
-from ntp_lib.experiments.pathstar import run_pathstar
 from ntp_lib.gpt import GPT, IGNORE_INDEX, GPTConfig
 from ntp_lib.pathstar import (
+    PATHSTAR_SCALES,
     PathStar,
+    PathStarConfig,
     check_model,
     clever_hans_accuracy,
     edge_following_rate,
@@ -22,6 +23,7 @@ from ntp_lib.pathstar import (
     indecipherable_accuracy,
     mask_target_inputs,
     per_position_accuracy,
+    run_pathstar,
 )
 from ntp_lib.recorded import load_recorded_file, recorded_files
 
@@ -189,7 +191,7 @@ def test_cli_bad_graph_exits_with_message(capsys):
 
 def _recorded_commands():
     cmds = []
-    for f in recorded_files("pathstar", "sweep*.json"):
+    for f in recorded_files("pathstar", "runs_*.json"):
         for name, result in load_recorded_file("pathstar", f).items():
             cmds.append(pytest.param(result["command"], id=f"{f.removesuffix('.json')}:{name}"))
     return cmds
@@ -207,6 +209,55 @@ def test_recorded_commands_still_run(command):
     for key, value in overrides.items():
         argv += [key, value]
     assert experiments_main(argv) == 0
+
+
+@pytest.mark.parametrize("command", _recorded_commands())
+def test_recorded_configs_are_what_their_commands_build(command):
+    """PathStarConfig's defaults are the ones every recorded run was made with: each recorded command,
+    parsed by today's CLI, builds the configuration the run recorded."""
+    from ntp_lib.experiments import build_parser
+    from ntp_lib.experiments.pathstar import config_from_args
+
+    name = command.split()[3:]
+    recorded = next(r["config"] for f in recorded_files("pathstar", "runs_*.json")
+                    for r in load_recorded_file("pathstar", f).values() if r["command"] == command)
+    cfg = config_from_args(build_parser().parse_args(name)).to_dict()
+    if cfg["objective"] != "masked":
+        cfg["mask_prob"] = None
+    assert {k: cfg[k] for k in recorded} == recorded
+
+
+def test_pathstar_config_is_one_place():
+    """The CLI's flags are PathStarConfig's fields; bad values and unknown keys are refused."""
+    from ntp_lib.experiments import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "experiment").choices["pathstar"]
+    flags = {a.dest for a in sub._actions} - {"help", "scale", "threads"}
+    assert flags == set(PathStarConfig().to_dict())
+    assert PathStarConfig.at_scale("cpu") == PathStarConfig(**{**PathStarConfig().to_dict(), **PATHSTAR_SCALES["cpu"]})
+    assert str(PathStarConfig.at_scale("paper").task) == "G(2,5), N=50"
+    with pytest.raises(ValueError, match="unknown PathStarConfig keys"):
+        PathStarConfig.from_dict({"path_length": 5})
+    with pytest.raises(ValueError, match="SCALE must be one of"):
+        PathStarConfig.at_scale("gpu")
+    for bad, message in ((dict(lr=0.0), "lr must be"), (dict(mask_prob=1.5), "mask_prob must be"),
+                         (dict(objective="forward"), "objective must be"), (dict(train_size=0), "train_size"),
+                         (dict(device="tpu"), "device must be"), (dict(num_nodes=5), "too small")):
+        with pytest.raises(ValueError, match=message):
+            PathStarConfig(**bad)
+
+
+def test_masked_dataset_is_teacher_forcing_with_dollars():
+    task = PathStar(2, 4, 20)
+    tokens = task.sample(64, seed=0)["tokens"]
+    x_std, y_std = task.make_dataset(tokens, "standard")
+    x, y = task.make_dataset(tokens, "masked", mask_prob=0.5, generator=torch.Generator().manual_seed(1))
+    P = task.prefix_len
+    assert torch.equal(y, y_std) and torch.equal(x[:, :P], x_std[:, :P])
+    masked = x[:, P:] == task.DOLLAR
+    assert torch.equal(x[:, P:][~masked], x_std[:, P:][~masked]) and 0.3 < masked.float().mean() < 0.7
+    all_masked = task.make_dataset(tokens, "masked", mask_prob=1.0)[0]
+    assert torch.equal(all_masked, task.make_dataset(tokens, "teacherless")[0])
 
 
 def test_benchmark_script_runs(tmp_path):

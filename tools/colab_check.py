@@ -35,7 +35,7 @@ cells) and the exception's last line), then a summary; exit status 0 only if eve
 passed, 1 if any failed (or the ntp_lib install failed or changed the Colab stack), 2 if the check
 could not be set up (no Python 3.13, bad arguments, the stack does not install).
 
-Needs only the standard library plus nbclient, nbformat (and PyYAML for tests/toc.py) in the
+Needs only the standard library plus nbclient, nbformat (and PyYAML for tools/toc.py) in the
 Python that runs it; the Colab venv is built with a Python 3.13 found via --python, then
 ``python3.13`` on PATH, then pyenv's versions directory.
 """
@@ -267,9 +267,9 @@ def git(*args: str, cwd: Path = ROOT) -> str:
 
 
 def clone_toc(clone: Path):
-    """The clone's ``tests/toc.py``: where the book's table of contents and the Colab cell's install
+    """The clone's ``tools/toc.py``: where the book's table of contents and the Colab cell's install
     line (``COLAB_INSTALL``, enforced by the notebook-convention test) are defined, once."""
-    spec = importlib.util.spec_from_file_location("clone_toc", clone / "tests" / "toc.py")
+    spec = importlib.util.spec_from_file_location("clone_toc", clone / "tools" / "toc.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

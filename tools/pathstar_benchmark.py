@@ -16,9 +16,9 @@ import time
 import torch
 
 import ntp_lib
-from ntp_lib.experiments.pathstar import machine
 from ntp_lib.models import build_model
 from ntp_lib.pathstar import PathStar
+from ntp_lib.runtime import machine
 from ntp_lib.train import TrainConfig, epoch_batches, train
 
 

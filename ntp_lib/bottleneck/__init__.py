@@ -17,7 +17,11 @@ One module per idea, every public name re-exported here (``bn.anisotropy`` and
   ``FullHead``, ``LowRankHead`` (W = A B, Godey et al. §5.1), ``MixtureOfSoftmaxes`` (Yang et al.
   §3.3); ``ContextModel`` gives each of C synthetic contexts a free vector
 - :mod:`ntp_lib.bottleneck.synthetic`  targets with a chosen spectrum (``spectrum_logits``, Godey et al.
-  Theorem 5.3) and ``fit_distributions`` of a head to them (``soft_cross_entropy``, ``entropy``)
+  Theorem 5.3) and ``fit_distributions`` of a head to them (``soft_cross_entropy``, ``entropy``);
+  the rank bound measured: ``power_spectrum``, ``rank_experiment``, ``mos_experiment``
+- :mod:`ntp_lib.bottleneck.small_lm`   small LMs on the offline corpus (Godey et al. §4, §5.1):
+  ``train_small_lm`` tracing ``lm_metrics``; heads refitted on frozen features: ``frozen_features``,
+  ``fit_head``, ``head_loss``, ``rank_heads``
 - :mod:`ntp_lib.bottleneck.scaling`    saturation (Godey et al. §3): ``SCALING_LAW``,
   ``scaling_law_loss``, ``PYTHIA_TOKENS_PER_STEP``
 
@@ -44,7 +48,16 @@ from ntp_lib.bottleneck.metrics import (
     w_error_curve,
 )
 from ntp_lib.bottleneck.scaling import PYTHIA_TOKENS_PER_STEP, SCALING_LAW, scaling_law_loss
-from ntp_lib.bottleneck.synthetic import entropy, fit_distributions, soft_cross_entropy, spectrum_logits
+from ntp_lib.bottleneck.small_lm import fit_head, frozen_features, head_loss, lm_metrics, rank_heads, train_small_lm
+from ntp_lib.bottleneck.synthetic import (
+    entropy,
+    fit_distributions,
+    mos_experiment,
+    power_spectrum,
+    rank_experiment,
+    soft_cross_entropy,
+    spectrum_logits,
+)
 from ntp_lib.models import PYTHIA_SIZES, lm_head_weight, load_minilm, minilm_path, pythia, pythia_revisions
 
 __all__ = [
@@ -55,6 +68,9 @@ __all__ = [
     "FullHead", "LowRankHead", "MixtureOfSoftmaxes", "ContextModel",
     # synthetic targets
     "spectrum_logits", "soft_cross_entropy", "entropy", "fit_distributions",
+    "power_spectrum", "rank_experiment", "mos_experiment",
+    # small LMs and their heads
+    "lm_metrics", "train_small_lm", "frozen_features", "fit_head", "head_loss", "rank_heads",
     # saturation
     "SCALING_LAW", "scaling_law_loss", "PYTHIA_TOKENS_PER_STEP",
     # pretrained weights (ntp_lib.models)

@@ -23,27 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from ntp_lib.runtime import as_finite_array, check_int
+
 # --------------------------------------------------------------------------- input checks
 
-def _as_matrix(X: Any, name: str, min_rows: int = 1) -> np.ndarray:
-    """A finite float64 NumPy matrix from an array or a tensor; ValueError otherwise."""
-    if isinstance(X, torch.Tensor):
-        X = X.detach().to("cpu", torch.float64).numpy()
-    X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D matrix, got shape {X.shape}")
-    if X.shape[0] < min_rows or X.shape[1] < 1:
-        raise ValueError(f"{name} must have at least {min_rows} rows and 1 column, got shape {X.shape}")
-    if not np.all(np.isfinite(X)):
-        bad = int(np.size(X) - np.isfinite(X).sum())
-        raise ValueError(f"{name} must be finite, got {bad} NaN/inf entries")
-    return X
-
-
 def _check_rank(d: Any, k: int, name: str = "d") -> int:
-    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d <= k:
-        raise ValueError(f"{name} must be an int in [0, {k}] (min(V, d) of the matrix), got {d!r}")
-    return int(d)
+    return check_int(name, d, low=0, high=k, why="min(V, d) of the matrix")
 
 
 # --------------------------------------------------------------------------- metrics
@@ -62,7 +47,7 @@ def anisotropy(X: Any) -> float:
     >>> round(anisotropy(np.eye(4)), 3), round(anisotropy(np.ones((5, 3))), 3)
     (0.0, 1.0)
     """
-    X = _as_matrix(X, "X", min_rows=2)
+    X = as_finite_array("X", X, 2, min_rows=2)
     norms = np.linalg.norm(X, axis=1)
     if np.any(norms == 0):
         raise ValueError(f"X has {int((norms == 0).sum())} zero rows: cosine similarity is undefined")
@@ -73,7 +58,7 @@ def anisotropy(X: Any) -> float:
 
 def singular_values(W: Any) -> np.ndarray:
     """Singular values of ``W`` (V, d) in decreasing order, shape (min(V, d),)."""
-    return np.linalg.svd(_as_matrix(W, "W"), compute_uv=False)
+    return np.linalg.svd(as_finite_array("W", W, 2), compute_uv=False)
 
 
 def _spectrum_distribution(sigma: np.ndarray, normalization: str) -> np.ndarray:

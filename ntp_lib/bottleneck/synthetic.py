@@ -6,6 +6,10 @@ singular spectrum; :func:`fit_distributions` fits a model (free contexts + a hea
 :mod:`ntp_lib.bottleneck.heads`) to the target distributions softmax(L*) and returns the loss gap,
 the mean KL(p* || q), measured with :func:`soft_cross_entropy` minus the floor :func:`entropy`.
 
+The experiments of the chapter on the rank bound, built from these pieces: :func:`rank_experiment`
+(loss gap of rank-d softmax models against d, with :func:`power_spectrum` targets) and
+:func:`mos_experiment` (softmax against a mixture of softmaxes of the same width).
+
 Shape letters: C contexts, V vocabulary, k = len(spectrum).
 """
 
@@ -16,6 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
+
+from ntp_lib.bottleneck.heads import ContextModel, FullHead, MixtureOfSoftmaxes
+from ntp_lib.bottleneck.metrics import numerical_rank, w_error_curve
 
 
 def spectrum_logits(num_contexts: int, vocab_size: int, spectrum: Any,
@@ -72,3 +79,69 @@ def fit_distributions(model: nn.Module, targets: torch.Tensor, steps: int = 1000
     train(model, cfg, lambda step, g: (ids, targets), loss_fn=lambda m, x, y: soft_cross_entropy(m(x), y))
     with torch.no_grad():
         return float(soft_cross_entropy(model(ids), targets) - entropy(targets))
+
+
+# --------------------------------------------------------------------------- the rank bound, measured
+
+def power_spectrum(k: int, scale: float = 120.0, decay: float = 0.7) -> np.ndarray:
+    """s_i = scale * i^(-decay), i = 1..k: a slowly decaying spectrum like language's (k,)."""
+    if k < 1 or scale <= 0 or decay < 0:
+        raise ValueError(f"need k >= 1, scale > 0, decay >= 0; got {k}, {scale}, {decay}")
+    return scale * np.arange(1, k + 1, dtype=np.float64) ** -decay
+
+
+def rank_experiment(num_contexts: int = 256, vocab_size: int = 128, k: int = 64,
+                    ranks: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64), scale: float = 120.0,
+                    decay: float = 0.7, steps: int = 1500, lr: float = 0.05, seed: int = 0) -> dict[str, Any]:
+    """Loss gap of the best softmax model with hidden size d, for each d in ``ranks``.
+
+    For each d: a :class:`~ntp_lib.bottleneck.heads.ContextModel` with a
+    :class:`~ntp_lib.bottleneck.heads.FullHead` of width d is fitted; also reported: the gap of the
+    truncated-SVD model (ideal contexts, the ideal head W* cut to rank d: a feasible rank-d model, so
+    an upper bound on the best gap), the W-error of W* at d, and the numerical rank of the fitted
+    log-probability matrix (<= d + 1).
+    """
+    g = torch.Generator().manual_seed(seed)
+    spectrum = power_spectrum(k, scale, decay)
+    logits, W_star = spectrum_logits(num_contexts, vocab_size, spectrum, g)
+    P = torch.softmax(logits, -1)
+    curve = w_error_curve(spectrum)
+    U, S, Vh = torch.linalg.svd(logits, full_matrices=False)
+    out: dict[str, Any] = {"ranks": list(ranks), "gap": [], "gap_truncated": [], "w_error": [],
+                           "tail": [], "rank_log_q": [], "entropy": float(entropy(P)),
+                           "rank_log_p": numerical_rank(torch.log(P)), "rank_logits": numerical_rank(logits)}
+    ids = torch.arange(num_contexts)
+    for d in ranks:
+        if not 1 <= d <= min(k, vocab_size):
+            raise ValueError(f"each rank must be in [1, {min(k, vocab_size)}], got {d}")
+        torch.manual_seed(seed)
+        model = ContextModel(num_contexts, FullHead(d, vocab_size), d)
+        gap = fit_distributions(model, P, steps=steps, lr=lr, seed=seed)
+        with torch.no_grad():
+            log_q = model(ids)
+        L_d = (U[:, :d] * S[:d]) @ Vh[:d]
+        gap_t = float(soft_cross_entropy(torch.log_softmax(L_d, -1), P) - entropy(P))
+        out["gap"].append(gap)
+        out["gap_truncated"].append(gap_t)
+        out["w_error"].append(float(curve[d]))
+        out["tail"].append(float(np.sqrt((spectrum[d:] ** 2).sum())))
+        out["rank_log_q"].append(numerical_rank(log_q, 1e-5))
+    out["spectrum"] = spectrum.tolist()
+    out["P"] = P
+    return out
+
+
+def mos_experiment(P: torch.Tensor, d: int = 4, n_components: int = 4, steps: int = 1500, lr: float = 0.05,
+                   seed: int = 0) -> dict[str, Any]:
+    """Softmax and mixture-of-softmaxes heads of the same width d on targets P (C, V):
+    loss gap and numerical rank of log q for each."""
+    C, V = P.shape
+    ids = torch.arange(C)
+    out: dict[str, Any] = {"d": d, "n_components": n_components}
+    for name, head in (("softmax", FullHead(d, V)), ("mos", MixtureOfSoftmaxes(d, V, n_components))):
+        torch.manual_seed(seed)
+        model = ContextModel(C, head, d)
+        out[f"gap_{name}"] = fit_distributions(model, P, steps=steps, lr=lr, seed=seed)
+        with torch.no_grad():
+            out[f"rank_{name}"] = numerical_rank(model(ids), 1e-5)
+    return out

@@ -17,7 +17,7 @@ from functools import cached_property
 
 import numpy as np
 
-from ntp_lib.runtime import check_positive_ints
+from ntp_lib.runtime import as_finite_array, check_positive_ints
 
 
 def _one_blas_thread():
@@ -35,23 +35,8 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _as_finite_array(name: str, value, ndim: int) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} must be a numeric array, got {type(value).__name__}") from err
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} must be non-empty, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        bad = np.argwhere(~np.isfinite(arr))[0].tolist()
-        raise ValueError(f"{name} must be finite, got {arr[tuple(bad)]} at index {bad}")
-    return arr
-
-
 def _check_W(W, data: NTPData) -> np.ndarray:
-    W = _as_finite_array("W", W, 2)
+    W = as_finite_array("W", W, 2)
     if W.shape != (data.V, data.d):
         raise ValueError(f"W must have shape (V, d) = ({data.V}, {data.d}), got {W.shape}")
     return W
@@ -80,8 +65,8 @@ class NTPData:
 
     def __init__(self, contexts, probs, weights=None, vocab: Sequence[str] | None = None,
                  context_labels: Sequence[str] | None = None) -> None:
-        H = _as_finite_array("contexts", contexts, 2)
-        P = _as_finite_array("probs", probs, 2)
+        H = as_finite_array("contexts", contexts, 2)
+        P = as_finite_array("probs", probs, 2)
         if P.shape[0] != H.shape[0]:
             raise ValueError(f"probs must have one row per context: contexts has shape {H.shape} "
                              f"(m={H.shape[0]}), probs has shape {P.shape}")
@@ -103,7 +88,7 @@ class NTPData:
         if weights is None:
             w = np.full(m, 1.0 / m)
         else:
-            w = _as_finite_array("weights", weights, 1)
+            w = as_finite_array("weights", weights, 1)
             if w.shape != (m,):
                 raise ValueError(f"weights must have shape (m,) = ({m},), got {w.shape}")
             if np.any(w <= 0):

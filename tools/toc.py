@@ -1,6 +1,6 @@
 """The book's table of contents as data, for the tests and the Makefile.
 
-    python tests/toc.py notebooks     # prints the notebooks listed in _toc.yml, one per line
+    python tools/toc.py notebooks     # prints the notebooks listed in _toc.yml, one per line
 """
 
 from __future__ import annotations
