@@ -3,9 +3,9 @@
     python -m ntp_lib.experiments pathstar --objective standard --scale cpu
     python -m ntp_lib.experiments pathstar --objective teacherless --layers 4 --width 128 --device cuda
 
-One flag per field of :class:`ntp_lib.pathstar.PathStarConfig` (generated from it, so the two cannot
+One flag per field of :class:`ntp_lib.pathstar.run.PathStarConfig` (generated from it, so the two cannot
 drift), plus ``--scale`` (start from ``PathStarConfig.at_scale``; without it, from the defaults) and
-``--threads``. Prints what :func:`ntp_lib.pathstar.run_pathstar` returns as one JSON line, with the
+``--threads``. Prints what :func:`ntp_lib.pathstar.run.run_pathstar` returns as one JSON line, with the
 command that made it.
 """
 
