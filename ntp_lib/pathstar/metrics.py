@@ -86,8 +86,9 @@ def exact_match(model: torch.nn.Module, task: PathStar, x: torch.Tensor, y: torc
 
 def clever_hans_accuracy(model: torch.nn.Module, task: PathStar, x: torch.Tensor, y: torch.Tensor,
                          include_goal: bool = True) -> float:
-    """Teacher-forced accuracy on target positions 3..l (the reference code's count), or 3..l-1
-    with ``include_goal=False`` (the goal g at position l can be copied from the query). NaN if empty."""
+    """Teacher-forced accuracy on target positions 3..l (the positions the paper attributes to the cheat),
+    or 3..l-1 with ``include_goal=False`` (the goal g at position l can be copied from the query).
+    NaN if empty."""
     return clever_hans_from_accuracy(per_position_accuracy(model, task, x, y, "teacher_forced"), include_goal)
 
 

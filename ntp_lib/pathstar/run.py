@@ -131,7 +131,7 @@ def run_pathstar(config: PathStarConfig | None = None, *, progress: bool = False
     with ``overrides`` applied (``run_pathstar(path_len=3)`` works too).
 
     Returns a dict: the final metrics (``train_*`` on up to ``eval_size`` training graphs, ``test_*``
-    on the held-out graphs), ``clever_hans_accuracy`` (positions 3..l, the reference code's count),
+    on the held-out graphs), ``clever_hans_accuracy`` (positions 3..l),
     ``clever_hans_accuracy_no_goal`` (3..l-1), ``indecipherable_accuracy`` (position 2), ``chance``
     (1/d), ``history`` (``evals`` evaluations over training), ``loss_curve``, ``config`` and
     ``machine``; with ``return_model=True`` also ``model``, ``task`` and the held-out ``test_data``
