@@ -206,13 +206,65 @@ def test_ridge_path_converges_in_direction(small, small_mm):
 
 def test_optimize_rejects_bad_arguments(small, small_mm):
     with pytest.raises(ValueError, match="optimizer must be one of"):
-        ib.optimize(small, "sgd", Wmm=small_mm)
+        ib.optimize(small, "lbfgs", Wmm=small_mm)
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+        ib.optimize(small, "sgd", batch_size=0, Wmm=small_mm)
     with pytest.raises(ValueError, match="steps must be an int >= 1"):
         ib.optimize(small, "gd", steps=0, Wmm=small_mm)
     with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         ib.optimize(small, "gd", lr=-1.0, Wmm=small_mm)
     with pytest.raises(ValueError, match="lambdas must be"):
         ib.ridge_path(small, [0.0], Wmm=small_mm)
+
+
+def test_hessian_matches_finite_differences_and_vanishes_off_F_in_the_limit(small, small_mm):
+    rng = np.random.default_rng(0)
+    W, D = rng.standard_normal((2, small.V, small.d))
+    eps = 1e-4
+    second = (ib.cross_entropy(W + eps * D, small) - 2 * ib.cross_entropy(W, small)
+              + ib.cross_entropy(W - eps * D, small)) / eps ** 2
+    assert D.ravel() @ ib.ce_hessian(W, small) @ D.ravel() == pytest.approx(second, rel=1e-4)
+    # Along W* + R W_mm the Hessian tends to limit_hessian, which is zero on F-perp (e.g. on W_mm)
+    Wst = ib.w_star(small)
+    far = ib.ce_hessian(Wst + 60 * small_mm, small)
+    assert np.abs(far - ib.limit_hessian(small)).max() < 1e-6
+    assert np.abs(ib.limit_hessian(small) @ small_mm.ravel()).max() < 1e-10
+    lam_min, lam_max = ib.curvature_on_F(small)
+    assert 0 < lam_min < lam_max <= np.linalg.eigvalsh(ib.limit_hessian(small))[-1] + 1e-12
+
+
+def test_curvature_on_F_refuses_one_hot_data():
+    one_hot = ib.NTPData(np.eye(3), np.eye(3))
+    with pytest.raises(ValueError, match="one-hot data"):
+        ib.curvature_on_F(one_hot)
+
+
+def test_orthonormal_twin_keeps_supports_and_probabilities(small):
+    twin = ib.orthonormal_twin(small, seed=3)
+    assert np.allclose(twin.contexts @ twin.contexts.T, np.eye(small.m))
+    assert np.array_equal(twin.support_mask, small.support_mask)
+    assert np.allclose(twin.probs, small.probs, rtol=1e-14) and np.allclose(twin.weights, small.weights, rtol=1e-14)
+    with pytest.raises(ValueError, match="need d >= m, got d=3 < m=8"):
+        ib.orthonormal_twin(ib.random_ntp_data(m=8, d=3, V=6, support_size=3))
+
+
+def test_trajectory_separates_the_two_parts_of_theorem_2(small, small_mm):
+    tr = ib.optimize(small, "gd", steps=5000, Wmm=small_mm)
+    # cos_perp measures the F-perp part alone: at least as aligned as the whole W_k, which carries W*
+    assert np.all(tr.cos_perp >= tr.cos_mm - 1e-12)
+    assert tr.margin_perp[-1] > 0 and tr.margin_perp[-1] > tr.margin_perp[-2]
+
+
+def test_sgd_gradient_is_unbiased_and_seeded(small):
+    from ntp_lib.implicit_bias.dynamics import _sampled_gradient
+
+    W = np.random.default_rng(1).standard_normal((small.V, small.d))
+    joint = (small.weights[:, None] * small.probs).ravel()
+    mean = _sampled_gradient(W, small, np.random.default_rng(0), joint, 200_000)
+    assert np.abs(mean - ib.ce_gradient(W, small)).max() < 0.01 * np.abs(ib.ce_gradient(W, small)).max() + 2e-3
+    a = ib.optimize(small, "sgd", steps=200, seed=5).W
+    assert np.array_equal(a, ib.optimize(small, "sgd", steps=200, seed=5).W)
+    assert not np.array_equal(a, ib.optimize(small, "sgd", steps=200, seed=6).W)
 
 
 def test_ufm_nuclear_norm_identity():

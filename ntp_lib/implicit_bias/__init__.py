@@ -30,10 +30,11 @@ row-major flattening (index ``v * d + k``), so the constraint row of ``(e_z - e_
 True
 """
 
-from ntp_lib.implicit_bias.data import NTPData, from_corpus, random_ntp_data, toy_2d
+from ntp_lib.implicit_bias.data import NTPData, from_corpus, orthonormal_twin, random_ntp_data, toy_2d
 from ntp_lib.implicit_bias.dynamics import (
     OPTIMIZERS,
     Trajectory,
+    curvature_on_F,
     optimize,
     record_points,
     ridge_path,
@@ -54,16 +55,17 @@ from ntp_lib.implicit_bias.geometry import (
     w_mm,
     w_star,
 )
-from ntp_lib.implicit_bias.loss import ce_gradient, cross_entropy, softmax
+from ntp_lib.implicit_bias.loss import ce_gradient, ce_hessian, cross_entropy, limit_hessian, softmax
 
 __all__ = [
     # data
-    "NTPData", "random_ntp_data", "toy_2d", "from_corpus",
+    "NTPData", "random_ntp_data", "orthonormal_twin", "toy_2d", "from_corpus",
     # loss
-    "softmax", "cross_entropy", "ce_gradient",
+    "softmax", "cross_entropy", "ce_gradient", "ce_hessian", "limit_hessian",
     # geometry
     "NORMS", "Check", "center", "project_F", "w_star", "check_compatibility", "check_separability", "w_mm",
     "margin", "normalized_margin", "norm_of", "cosine",
     # dynamics
-    "OPTIMIZERS", "Trajectory", "record_points", "smoothness_step", "optimize", "ridge_path", "train_ufm",
+    "OPTIMIZERS", "Trajectory", "record_points", "smoothness_step", "curvature_on_F", "optimize",
+    "ridge_path", "train_ufm",
 ]

@@ -6,7 +6,8 @@ Models* (NeurIPS 2024, arXiv:2402.18551), section 2. :class:`NTPData` holds ``m`
 floor ``H`` (section 2) and the linear maps on vec(W) of Definitions 1-2: the log-odds equations of
 Def. 1 (their rows span the data subspace F; with right-hand side 0 they are (6a)) and the margin
 constraints (6b). The generators build the paper's settings: :func:`toy_2d` (Figs 1-2),
-:func:`random_ntp_data` (appendix A, Figs 4-5) and :func:`from_corpus` (real text).
+:func:`random_ntp_data` (appendix A, Figs 4-5) and :func:`from_corpus` (real text);
+:func:`orthonormal_twin` keeps a dataset's supports and probabilities with well-conditioned contexts.
 """
 
 from __future__ import annotations
@@ -221,6 +222,25 @@ def random_ntp_data(m: int = 50, d: int = 60, V: int = 10, support_size: int = 6
     P = _dirichlet_probs(rng, m, V, support_size)
     pi = rng.dirichlet(np.ones(m)) if weights == "random" else None
     return NTPData(H, P, pi)
+
+
+def orthonormal_twin(data: NTPData, seed: int = 0) -> NTPData:
+    """The same supports, probabilities and frequencies as ``data``, with orthonormal contexts.
+
+    The ``m`` new context embeddings are the rows of a seeded random (m, d) matrix with orthonormal
+    rows (so ``H H^T = I_m``; it needs ``d >= m``). Lemma 1's conditions hold, ``W_mm`` depends only
+    on the supports, and every context direction has the same curvature: the well-conditioned
+    counterpart of ``data``, where gradient descent shows Theorem 2 quickly.
+
+    >>> twin = orthonormal_twin(random_ntp_data(m=5, d=8, V=4, support_size=2))
+    >>> bool(np.allclose(twin.contexts @ twin.contexts.T, np.eye(5)))
+    True
+    """
+    if data.d < data.m:
+        raise ValueError(f"orthonormal contexts need d >= m, got d={data.d} < m={data.m}")
+    rng = np.random.default_rng(seed)
+    U, _, Vt = np.linalg.svd(rng.standard_normal((data.m, data.d)), full_matrices=False)
+    return NTPData(U @ Vt, data.probs, data.weights, vocab=data.vocab, context_labels=data.context_labels)
 
 
 def toy_2d(seed: int = 0) -> NTPData:

@@ -2,7 +2,8 @@
 
 Thrampoulidis (NeurIPS 2024, arXiv:2402.18551): :func:`ridge_path` follows the regularization path
 of Theorem 1; :func:`optimize` runs GD (with the safe step :func:`smoothness_step` of Lemmas 2-3),
-normalized GD, Adam and sign descent (section 5, appendix A). Both return a :class:`Trajectory` of
+normalized GD, Adam and sign descent (section 5, appendix A); :func:`curvature_on_F` gives the
+largest stable step and the time scale of the F-part near the limit. Both return a :class:`Trajectory` of
 what the figures plot: the excess CE (Prop. 1), the norm (Lemma 3) and the convergence to ``W*`` in
 F and to the NTP-SVM direction off F (Theorem 2). :func:`train_ufm` trains the
 unconstrained-features model of Zhao et al. (2024).
@@ -17,10 +18,10 @@ import numpy as np
 
 from ntp_lib.implicit_bias.data import NTPData, _check_W, _one_blas_thread
 from ntp_lib.implicit_bias.geometry import center, cosine, margin, project_F, w_mm, w_star
-from ntp_lib.implicit_bias.loss import _ce_grad_fast, _ce_of_log_probs, _log_softmax
+from ntp_lib.implicit_bias.loss import _ce_grad_fast, _ce_of_log_probs, _log_softmax, limit_hessian
 from ntp_lib.runtime import check_positive_ints
 
-OPTIMIZERS = ("gd", "ngd", "adam", "sign")
+OPTIMIZERS = ("gd", "ngd", "adam", "sign", "sgd")
 
 
 @dataclass
@@ -35,6 +36,9 @@ class Trajectory:
     - ``cos_mm``: cos(W_k, W_mm); ``cos_mm_shifted``: cos(W_k - W*, W_mm) (Thm 2: both -> 1).
     - ``dist_F``: ||P_F(W_k) - W*||_F (Thm 2: -> 0).
     - ``margin``: the normalized margin ``margin(W_k) / ||W_k||_F``.
+    - ``cos_perp``: cos(P_perp W_k, W_mm), the direction of the part off F alone (Thm 2: -> 1).
+    - ``margin_perp``: ``margin(P_perp W_k)``, unnormalized: < 0 while the supports are not yet
+      separated (no W_mm-like direction yet); in the late phase it grows like ``log k``.
     """
     name: str
     x_name: str
@@ -45,12 +49,15 @@ class Trajectory:
     cos_mm_shifted: np.ndarray
     dist_F: np.ndarray
     margin: np.ndarray
+    cos_perp: np.ndarray
+    margin_perp: np.ndarray
     W: np.ndarray = field(repr=False)
     lr: float | None = None
 
     def final(self) -> dict[str, float]:
         """The last recorded values, as plain floats."""
-        keys = ("excess_ce", "norm", "cos_mm", "cos_mm_shifted", "dist_F", "margin")
+        keys = ("excess_ce", "norm", "cos_mm", "cos_mm_shifted", "dist_F", "margin", "cos_perp",
+                "margin_perp")
         out = {k: float(getattr(self, k)[-1]) for k in keys}
         out[self.x_name] = float(self.x[-1])
         return out
@@ -64,14 +71,15 @@ class _Recorder:
 
     def __call__(self, x: float, W: np.ndarray, ce: float) -> None:
         Wc = center(W)
+        WF = project_F(Wc, self.data)
         self.rows.append((x, ce - self.H, np.linalg.norm(Wc), cosine(Wc, self.Wmm),
-                          cosine(Wc - self.Wst, self.Wmm),
-                          float(np.linalg.norm(project_F(Wc, self.data) - self.Wst)),
-                          margin(Wc, self.data) / max(np.linalg.norm(Wc), 1e-300)))
+                          cosine(Wc - self.Wst, self.Wmm), float(np.linalg.norm(WF - self.Wst)),
+                          margin(Wc, self.data) / max(np.linalg.norm(Wc), 1e-300),
+                          cosine(Wc - WF, self.Wmm), margin(Wc - WF, self.data)))
 
     def trajectory(self, name: str, x_name: str, W: np.ndarray, lr: float | None) -> Trajectory:
         a = np.array(self.rows).T
-        return Trajectory(name, x_name, a[0], a[1], a[2], a[3], a[4], a[5], a[6], W, lr)
+        return Trajectory(name, x_name, *a, W=W, lr=lr)
 
 
 def record_points(steps: int, n: int = 60) -> np.ndarray:
@@ -89,11 +97,28 @@ def smoothness_step(data: NTPData) -> float:
     return float(1.0 / np.linalg.eigvalsh(Sigma)[-1])
 
 
+def curvature_on_F(data: NTPData) -> tuple[float, float]:
+    """``(lambda_min, lambda_max)`` of :func:`~ntp_lib.implicit_bias.loss.limit_hessian` on F.
+
+    Near the limit of Theorem 2 the loss is a quadratic in the F-part (plus terms of the size of the
+    out-of-support mass), so GD with step ``lr`` is stable there only if ``lr < 2 / lambda_max``, and
+    the slowest F direction shrinks by a factor e about every ``1 / (lr * lambda_min)`` steps.
+    (The book's reading of the theorem, not a statement of the paper.)
+    """
+    Q = data.F_basis
+    if Q.shape[1] == 0:
+        raise ValueError("F = {0} (one-hot data): there is no F-part to converge")
+    with _one_blas_thread():
+        ev = np.linalg.eigvalsh(Q.T @ limit_hessian(data) @ Q)
+    return float(ev[0]), float(ev[-1])
+
+
 def optimize(data: NTPData, optimizer: str = "gd", steps: int = 10_000, lr: float | None = None,
              betas: tuple[float, float] = (0.9, 0.99), eps: float = 1e-8, W0: np.ndarray | None = None,
              n_records: int = 60, Wmm: np.ndarray | None = None,
              Wst: np.ndarray | None = None, lr_power: float = 0.0,
-             callback: Callable[[int, np.ndarray], None] | None = None) -> Trajectory:
+             callback: Callable[[int, np.ndarray], None] | None = None, batch_size: int = 32,
+             seed: int = 0) -> Trajectory:
     """Minimize CE over the linear decoder from ``W0`` (default 0) and record the paper's panels.
 
     Optimizers (paper section 5 and appendix A):
@@ -102,6 +127,9 @@ def optimize(data: NTPData, optimizer: str = "gd", steps: int = 10_000, lr: floa
     - ``"ngd"``: normalized GD, ``W <- W - lr grad / ||grad||_F``; default lr 0.01.
     - ``"adam"``: Adam with ``betas`` (paper: 0.9, 0.99), bias correction; default lr 0.01.
     - ``"sign"``: sign descent ``W <- W - lr sign(grad)``; default lr 0.01.
+    - ``"sgd"``: stochastic GD on ``batch_size`` (context, next token) pairs drawn i.i.d. from
+      ``pi_j p_jz`` each step (seeded by ``seed``), the unbiased estimate
+      ``mean_i (softmax(W h_ji) - e_zi) h_ji^T`` of the gradient; default lr as for GD.
 
     The step at iteration k is ``lr * k ** -lr_power`` (``lr_power=0``: constant; sign descent
     with a constant step stalls in a cycle, a decaying one keeps going, as in Fan et al. 2025).
@@ -112,8 +140,9 @@ def optimize(data: NTPData, optimizer: str = "gd", steps: int = 10_000, lr: floa
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     check_positive_ints(steps=steps)
+    check_positive_ints(batch_size=batch_size)
     if lr is None:
-        lr = smoothness_step(data) if optimizer == "gd" else 0.01
+        lr = smoothness_step(data) if optimizer in ("gd", "sgd") else 0.01
     if not (np.isfinite(lr) and lr > 0):
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     if not (np.isfinite(lr_power) and 0 <= lr_power <= 1):
@@ -123,19 +152,34 @@ def optimize(data: NTPData, optimizer: str = "gd", steps: int = 10_000, lr: floa
     W = np.zeros((data.V, data.d)) if W0 is None else _check_W(W0, data).copy()
     with _one_blas_thread():
         return _optimize_loop(data, optimizer, int(steps), float(lr), float(lr_power), betas, eps, W,
-                              n_records, Wmm, Wst, callback)
+                              n_records, Wmm, Wst, callback, int(batch_size), seed)
+
+
+def _sampled_gradient(W: np.ndarray, data: NTPData, rng: np.random.Generator, joint: np.ndarray,
+                      batch_size: int) -> np.ndarray:
+    """SGD's gradient estimate from ``batch_size`` pairs ``(j, z) ~ pi_j p_jz``, shape (V, d)."""
+    pairs = rng.choice(joint.size, size=batch_size, p=joint)
+    j, z = np.divmod(pairs, data.V)
+    R = np.exp(_log_softmax(data.contexts[j] @ W.T))                   # (B, V)
+    R[np.arange(batch_size), z] -= 1.0
+    return R.T @ data.contexts[j] / batch_size
 
 
 def _optimize_loop(data, optimizer, steps, lr0, lr_power, betas, eps, W, n_records, Wmm,
-                   Wst, callback) -> Trajectory:
+                   Wst, callback, batch_size, seed) -> Trajectory:
     rec = _Recorder(data, w_mm(data) if Wmm is None else Wmm, w_star(data) if Wst is None else Wst)
     when = set(record_points(steps, n_records).tolist())
     M, S = np.zeros_like(W), np.zeros_like(W)
     b1, b2 = betas
+    rng = np.random.default_rng(seed)
+    joint = (data.weights[:, None] * data.probs).ravel()
     for k in range(1, steps + 1):
-        ce, G = _ce_grad_fast(W, data)
+        if optimizer == "sgd":
+            G = _sampled_gradient(W, data, rng, joint, batch_size)
+        else:
+            G = _ce_grad_fast(W, data)[1]
         lr = lr0 * k ** -lr_power if lr_power else lr0
-        if optimizer == "gd":
+        if optimizer in ("gd", "sgd"):
             W -= lr * G
         elif optimizer == "ngd":
             W -= lr * G / max(np.linalg.norm(G), 1e-300)

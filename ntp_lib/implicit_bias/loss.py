@@ -5,7 +5,8 @@ Thrampoulidis (NeurIPS 2024, arXiv:2402.18551), section 2: for a decoder ``W`` (
     CE(W) = - sum_j pi_j sum_{z in S_j} p_jz log softmax_z(W h_j)  >=  H,
 
 the entropy floor ``H`` (:attr:`~ntp_lib.implicit_bias.data.NTPData.entropy_floor`), and
-``grad CE(W) = sum_j pi_j (softmax(W h_j) - p_j) h_j^T``. The CE formula is written once, in
+``grad CE(W) = sum_j pi_j (softmax(W h_j) - p_j) h_j^T``; :func:`ce_hessian` and
+:func:`limit_hessian` give the curvature that bounds GD's step. The CE formula is written once, in
 ``_ce_of_log_probs``; :func:`cross_entropy`, the optimizers' inner loop and ``train_ufm`` all call it.
 """
 
@@ -50,6 +51,36 @@ def ce_gradient(W, data: NTPData) -> np.ndarray:
     W = _check_W(W, data)
     R = softmax(data.contexts @ W.T) - data.probs                     # (m, V)
     return (R * data.weights[:, None]).T @ data.contexts
+
+
+def _hessian_of_probs(S: np.ndarray, data: NTPData) -> np.ndarray:
+    """``sum_j pi_j kron(diag(s_j) - s_j s_j^T, h_j h_j^T)`` for (m, V) rows ``s_j``: shape (V*d, V*d)."""
+    V, d = data.V, data.d
+    cov = S[:, :, None] * np.eye(V) - S[:, :, None] * S[:, None, :]      # (m, V, V)
+    hh = data.contexts[:, :, None] * data.contexts[:, None, :]          # (m, d, d)
+    Hs = np.einsum("j,jab,jkl->akbl", data.weights, cov, hh)            # (V, d, V, d)
+    return Hs.reshape(V * d, V * d)
+
+
+def ce_hessian(W, data: NTPData) -> np.ndarray:
+    """The Hessian of CE at W on vec(W) (row-major, index ``v * d + k``), shape (V*d, V*d).
+
+    ``sum_j pi_j kron(diag(s_j) - s_j s_j^T, h_j h_j^T)`` with ``s_j = softmax(W h_j)``: the
+    softmax Jacobian ``diag(s) - s s^T`` (spectral norm <= 1/2) sandwiched by the context.
+    """
+    W = _check_W(W, data)
+    return _hessian_of_probs(softmax(data.contexts @ W.T), data)
+
+
+def limit_hessian(data: NTPData) -> np.ndarray:
+    """The Hessian of CE in the limit of Theorem 2, shape (V*d, V*d).
+
+    Along ``W* + R W_mm`` with ``R -> infinity`` the out-of-support probabilities vanish and the
+    in-support ones tend to ``p_j``, so the Hessian tends to :func:`ce_hessian` with ``s_j = p_j``.
+    Its quadratic form is ``sum_j pi_j Var_{z ~ p_j}(w_z^T h_j)``: zero on F-perp (where (6a) makes
+    ``w_z^T h_j`` constant on each support), so it acts on the data subspace F only.
+    """
+    return _hessian_of_probs(data.probs, data)
 
 
 def _ce_grad_fast(W: np.ndarray, data: NTPData) -> tuple[float, np.ndarray]:
