@@ -12,17 +12,19 @@ import argparse
 
 import numpy as np
 
-SETTINGS = ("toy", "overparam", "corpus")
+SETTINGS = ("toy", "overparam", "twin", "corpus")
 
 
 def make_data(setting: str, seed: int):
-    """The NTPData of a named setting: the 2-D toy, the m=50/d=60 one, or bigrams of the corpus."""
+    """The NTPData of a named setting: the 2-D toy, the m=50/d=60 one, its orthonormal twin (same
+    supports and probabilities, orthonormal contexts), or bigrams of the corpus."""
     from ntp_lib import implicit_bias as ib
 
     if setting == "toy":
         return ib.toy_2d(seed=seed)
-    if setting == "overparam":
-        return ib.random_ntp_data(m=50, d=60, V=10, support_size=6, seed=seed)
+    if setting in ("overparam", "twin"):
+        data = ib.random_ntp_data(m=50, d=60, V=10, support_size=6, seed=seed)
+        return ib.orthonormal_twin(data, seed=seed) if setting == "twin" else data
     if setting == "corpus":
         from ntp_lib.corpus import load_python_docs, words
 
@@ -39,7 +41,8 @@ def run(args: argparse.Namespace) -> dict:
     if args.seed < 0:
         raise ValueError(f"--seed must be >= 0, got {args.seed}")
     data = make_data(args.setting, args.seed)
-    traj = ib.optimize(data, args.optimizer, steps=args.steps, lr=args.lr)
+    traj = ib.optimize(data, args.optimizer, steps=args.steps, lr=args.lr, lr_power=args.lr_power,
+                       batch_size=args.batch_size, seed=args.seed)
     out = {"setting": args.setting, "optimizer": args.optimizer, "seed": args.seed,
            "m": data.m, "d": data.d, "V": data.V, "entropy": round(data.entropy_floor, 6),
            "lr": traj.lr}
@@ -51,8 +54,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("implicit-bias", help="Part I: implicit bias of NTP in linear models",
                               description=__doc__.splitlines()[0])
     p.add_argument("--setting", choices=SETTINGS, default="overparam")
-    p.add_argument("--optimizer", choices=("gd", "ngd", "adam", "sign"), default="gd")
+    from ntp_lib.implicit_bias import OPTIMIZERS
+
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="gd")
     p.add_argument("--steps", type=int, default=10_000)
     p.add_argument("--lr", type=float, default=None, help="step size (default: the optimizer's)")
+    p.add_argument("--lr-power", type=float, default=0.0, help="step lr * k^-power (default 0: constant)")
+    p.add_argument("--batch-size", type=int, default=32, help="pairs per step for --optimizer sgd")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
