@@ -30,7 +30,14 @@ row-major flattening (index ``v * d + k``), so the constraint row of ``(e_z - e_
 True
 """
 
-from ntp_lib.implicit_bias.data import NTPData, from_corpus, orthonormal_twin, random_ntp_data, toy_2d
+from ntp_lib.implicit_bias.data import (
+    NTPData,
+    from_corpus,
+    label_smoothed,
+    orthonormal_twin,
+    random_ntp_data,
+    toy_2d,
+)
 from ntp_lib.implicit_bias.dynamics import (
     OPTIMIZERS,
     Trajectory,
@@ -52,6 +59,8 @@ from ntp_lib.implicit_bias.geometry import (
     norm_of,
     normalized_margin,
     project_F,
+    project_out_log_odds,
+    quotient_norm,
     w_mm,
     w_star,
 )
@@ -59,12 +68,12 @@ from ntp_lib.implicit_bias.loss import ce_gradient, ce_hessian, cross_entropy, l
 
 __all__ = [
     # data
-    "NTPData", "random_ntp_data", "orthonormal_twin", "toy_2d", "from_corpus",
+    "NTPData", "random_ntp_data", "orthonormal_twin", "toy_2d", "from_corpus", "label_smoothed",
     # loss
     "softmax", "cross_entropy", "ce_gradient", "ce_hessian", "limit_hessian",
     # geometry
     "NORMS", "Check", "center", "project_F", "w_star", "check_compatibility", "check_separability", "w_mm",
-    "margin", "normalized_margin", "norm_of", "cosine",
+    "margin", "normalized_margin", "norm_of", "quotient_norm", "cosine", "project_out_log_odds",
     # dynamics
     "OPTIMIZERS", "Trajectory", "record_points", "smoothness_step", "curvature_on_F", "optimize",
     "ridge_path", "train_ufm",

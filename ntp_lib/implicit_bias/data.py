@@ -311,3 +311,21 @@ def from_corpus(tokens: Sequence[str], vocab_size: int = 30, context_len: int = 
     proj = np.random.default_rng(seed).standard_normal((context_len * vocab_size, d)) / np.sqrt(d)
     labels = [" ".join(vocab[t] for t in ctx) for _, ctx in kept]
     return NTPData(onehot @ proj, P, counts, vocab=vocab, context_labels=labels)
+
+
+def label_smoothed(data: NTPData, alpha: float) -> NTPData:
+    """The same contexts and frequencies, with next-token distributions ``(1 - alpha) p_j + alpha / V``.
+
+    Label smoothing with ``0 < alpha <= 1`` makes every support the whole vocabulary, so (6b) is
+    empty: there is no margin to grow and no NTP-SVM direction. If the log-odds equations are
+    solvable (Lemma 1's conditions suffice), CE reaches its floor H at the finite ``W*``
+    (Prop. 1 with separability trivial). ``alpha = 0`` gives back the same distributions.
+
+    >>> d = label_smoothed(NTPData([[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]]), 0.3)
+    >>> d.probs.round(2).tolist(), d.support_sizes.tolist()
+    ([[0.45, 0.45, 0.1], [0.1, 0.1, 0.8]], [3, 3])
+    """
+    if not (isinstance(alpha, (int, float, np.floating)) and 0 <= alpha <= 1):
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    probs = (1 - alpha) * data.probs + alpha / data.V
+    return NTPData(data.contexts, probs, data.weights, vocab=data.vocab, context_labels=data.context_labels)

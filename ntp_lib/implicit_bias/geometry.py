@@ -5,7 +5,10 @@ equations; their minimum-norm solution ``W*`` lies in F) in :func:`check_compati
 :func:`w_star` and :func:`project_F`; Definition 2 (NTP-separability, constraints (6a)-(6b)) in
 :func:`check_separability`; Definition 3 (the NTP-SVM ``argmin ||W|| s.t. (6a)-(6b)``) in
 :func:`w_mm`, with its max-norm and spectral variants. :func:`margin`, :func:`normalized_margin`,
-:func:`norm_of`, :func:`cosine` and :func:`center` measure how far a W is from these directions.
+:func:`norm_of`, :func:`cosine` and :func:`center` measure how far a W is from these directions;
+:func:`quotient_norm` measures a W modulo the ``1 u^T`` shifts the softmax ignores.
+:func:`project_out_log_odds` gives the projected context embeddings of the subspace collapse of
+Zhao et al. (2024), for learned embeddings.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ntp_lib.implicit_bias.data import NTPData, _check_W, _one_blas_thread
+from ntp_lib.runtime import as_finite_array
 
 NORMS = ("fro", "max", "spectral")
 
@@ -170,16 +174,21 @@ def margin(W, data: NTPData) -> float:
     return float((inside - outside).min())
 
 
-def normalized_margin(W, data: NTPData, norm: str = "fro") -> float:
+def normalized_margin(W, data: NTPData, norm: str = "fro", quotient: bool = False) -> float:
     """``margin(P_perp W) / ||P_perp W||``: the margin per unit norm of W's part in F-perp.
 
     F-perp is exactly the set of W that satisfy (6a), and it holds every NTP-SVM, so for each norm
     ``normalized_margin(W) <= 1 / ||w_mm(data, norm)||``, with equality iff W's F-perp part points
     along a max-margin direction of that norm (Def. 3 and its max-norm / spectral variants).
+
+    With ``quotient=True`` the norm is :func:`quotient_norm`, ``min_u ||P_perp W - 1 u^T||``: a
+    ``1 u^T`` part (which Adam and sign descent grow) changes neither the softmax nor the margin, so
+    it should not count. The bound is the same, because (6a)-(6b) are invariant to ``1 u^T`` and
+    every ``w_mm`` already minimizes over that freedom.
     """
     W = _check_W(W, data)
     Wp = W - project_F(W, data)
-    n = norm_of(Wp, norm)
+    n = quotient_norm(Wp, norm) if quotient else norm_of(Wp, norm)
     return margin(Wp, data) / n if n > 0 else 0.0
 
 
@@ -198,3 +207,62 @@ def cosine(A: np.ndarray, B: np.ndarray) -> float:
     """Frobenius cosine ``<A, B> / (||A|| ||B||)`` (0 if either is zero)."""
     na, nb = np.linalg.norm(A), np.linalg.norm(B)
     return float((A * B).sum() / (na * nb)) if na > 0 and nb > 0 else 0.0
+
+
+def quotient_norm(W: np.ndarray, norm: str) -> float:
+    """``min_u ||W - 1 u^T||``: the norm of W's class modulo ``1 u^T`` (u in R^d), which the softmax ignores.
+
+    Closed forms (the book's, with their one-line proofs), for W of shape (V, d):
+
+    - ``"fro"`` and ``"spectral"``: the norm of :func:`center` (W). The centring projector
+      ``C = I - 1 1^T / V`` maps every ``W - 1 u^T`` to ``C W`` and has spectral norm 1, so
+      ``sigma_i(C W) <= sigma_i(W - 1 u^T)`` for every i and every u.
+    - ``"max"``: ``max_k (max_i W_ik - min_i W_ik) / 2``. Each column k is shifted by its own
+      ``u_k``, and the shift that minimizes ``max_i |W_ik - u_k|`` is the midrange of the column.
+
+    >>> W = np.array([[4.0, 1.0], [0.0, 1.0], [2.0, -1.0]])
+    >>> norm_of(W, "max"), quotient_norm(W, "max")
+    (4.0, 2.0)
+    >>> shifted = W + np.outer(np.ones(3), [5.0, -3.0])
+    >>> bool(np.isclose(quotient_norm(shifted, "spectral"), quotient_norm(W, "spectral")))
+    True
+    """
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    W = np.asarray(W, dtype=float)
+    if norm == "max":
+        return float((W.max(axis=0) - W.min(axis=0)).max() / 2)
+    return norm_of(center(W), norm)
+
+
+def project_out_log_odds(W, H, data: NTPData) -> np.ndarray:
+    """Context embeddings with their in-support log-odds directions removed, shape (d, m).
+
+    Column j is ``h_j`` projected onto the orthogonal complement of
+    ``span{w_z - w_z' : z, z' in S_j}`` (w_z the rows of W, shape (V, d); h_j the columns of H,
+    shape (d, m)). The removed part is the one that sets the in-support log-odds
+    ``(w_z - w_z')^T h_j``; what remains gives every in-support token the same logit. This is the
+    book's construction of the projection under which Zhao et al. (2024) predict that contexts with
+    the same support collapse ("subspace collapse"); a context with ``|S_j| = 1`` is left as is.
+
+    Raises:
+        ValueError: if W is not (V, d) or H is not (d, m) for the data's V and m.
+
+    >>> data = NTPData(np.zeros((2, 1)), [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    >>> W = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    >>> project_out_log_odds(W, np.array([[2.0, 1.0], [1.0, 1.0]]), data).round(6).tolist()
+    [[1.5, 1.0], [1.5, 1.0]]
+    """
+    W = as_finite_array("W", W, 2)
+    H = as_finite_array("H", H, 2)
+    if W.shape[0] != data.V or H.shape != (W.shape[1], data.m):
+        raise ValueError(f"W must be (V, d) and H (d, m) with V={data.V}, m={data.m} and a common d, "
+                         f"got W {W.shape} and H {H.shape}")
+    out = H.copy()
+    for j, S in enumerate(data.supports):
+        if len(S) > 1:
+            D = (W[S[1:]] - W[S[0]]).T                             # (d, |S_j| - 1)
+            U, sv, _ = np.linalg.svd(D, full_matrices=False)
+            Q = U[:, sv > sv.max(initial=0.0) * max(D.shape) * np.finfo(float).eps]   # basis of span(D)
+            out[:, j] -= Q @ (Q.T @ H[:, j])
+    return out
