@@ -171,6 +171,15 @@ def test_run_pathstar_small_gpt2_and_mamba():
             assert 0.0 <= out[key] <= 1.0
 
 
+def test_run_pathstar_tracks_edge_following_where_it_is_defined():
+    small = dict(objective="standard", degree=2, num_nodes=12, layers=1, width=16, train_size=64, test_size=16,
+                 batch_size=32, steps=4, evals=2)
+    out = run_pathstar(path_len=4, **small)
+    assert 0.0 <= out["edge_following_rate"] <= 1.0
+    assert all(0.0 <= h["test_edge_following_rate"] <= 1.0 for h in out["history"])
+    assert run_pathstar(path_len=3, **small)["edge_following_rate"] is None   # no position 3 to follow to
+
+
 def test_cli_prints_one_json_line(capsys):
     experiments_main(["pathstar", "--objective", "teacherless", "--path-len", "3", "--num-nodes", "12",
                       "--train-size", "64", "--test-size", "16", "--steps", "2", "--evals", "1"])

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from ntp_lib.models import MODEL_KINDS, build_model
-from ntp_lib.pathstar.metrics import check_model, evaluate
+from ntp_lib.pathstar.metrics import check_model, edge_following_rate, evaluate
 from ntp_lib.pathstar.task import OBJECTIVES, PathStar
 from ntp_lib.runtime import SCALES, check_int, check_number, check_positive_ints, config_from_dict, machine
 from ntp_lib.runtime import device as pick_device
@@ -132,7 +132,8 @@ def run_pathstar(config: PathStarConfig | None = None, *, progress: bool = False
 
     Returns a dict: the final metrics (``train_*`` on up to ``eval_size`` training graphs, ``test_*``
     on the held-out graphs), ``clever_hans_accuracy`` (positions 3..l),
-    ``clever_hans_accuracy_no_goal`` (3..l-1), ``indecipherable_accuracy`` (position 2), ``chance``
+    ``clever_hans_accuracy_no_goal`` (3..l-1), ``indecipherable_accuracy`` (position 2),
+    ``edge_following_rate`` (held-out; None unless degree >= 2 and path_len >= 4), ``chance``
     (1/d), ``history`` (``evals`` evaluations over training), ``loss_curve``, ``config`` and
     ``machine``; with ``return_model=True`` also ``model``, ``task`` and the held-out ``test_data``
     (not JSON-able).
@@ -163,11 +164,16 @@ def run_pathstar(config: PathStarConfig | None = None, *, progress: bool = False
         x, y = task.make_dataset(train_tokens[indices(step)], cfg.objective, cfg.mask_prob, generator=g)
         return x.to(dev), y.to(dev)
 
+    track_edges = task.degree >= 2 and task.path_len >= 4     # where edge_following_rate is defined
+
     def callback(step: int, m: torch.nn.Module) -> dict[str, Any]:
         tr = evaluate(m, task, x_ev, y_ev, eval_objective)
         te = evaluate(m, task, x_te, y_te, eval_objective)
-        return {"epoch": round(step / per_epoch, 3),
-                **{f"train_{k}": v for k, v in tr.items()}, **{f"test_{k}": v for k, v in te.items()}}
+        out = {"epoch": round(step / per_epoch, 3),
+               **{f"train_{k}": v for k, v in tr.items()}, **{f"test_{k}": v for k, v in te.items()}}
+        if track_edges:
+            out["test_edge_following_rate"] = edge_following_rate(m, task, test_data, seed=cfg.seed)
+        return out
 
     tcfg = TrainConfig(steps=total, lr=cfg.lr, warmup_steps=min(100, total // 10), min_lr_ratio=0.1,
                        eval_every=eval_every, log_every=max(1, eval_every // 4), seed=cfg.seed, progress=progress)
@@ -185,6 +191,7 @@ def run_pathstar(config: PathStarConfig | None = None, *, progress: bool = False
         "clever_hans_accuracy": final["test_clever_hans_accuracy"],
         "clever_hans_accuracy_no_goal": final["test_clever_hans_accuracy_no_goal"],
         "indecipherable_accuracy": final["test_indecipherable_accuracy"],
+        "edge_following_rate": final.get("test_edge_following_rate"),
         "chance": 1.0 / cfg.degree,
         "steps": total, "epochs_done": round(total / per_epoch, 3), "num_params": net.num_params(),
         "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
