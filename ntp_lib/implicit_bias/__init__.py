@@ -61,6 +61,7 @@ from ntp_lib.implicit_bias.geometry import (
     project_F,
     project_out_log_odds,
     quotient_norm,
+    svm_duals,
     w_mm,
     w_star,
 )
@@ -74,6 +75,7 @@ __all__ = [
     # geometry
     "NORMS", "Check", "center", "project_F", "w_star", "check_compatibility", "check_separability", "w_mm",
     "margin", "normalized_margin", "norm_of", "quotient_norm", "cosine", "project_out_log_odds",
+    "svm_duals",
     # dynamics
     "OPTIMIZERS", "Trajectory", "record_points", "smoothness_step", "curvature_on_F", "optimize",
     "ridge_path", "train_ufm",

@@ -8,7 +8,7 @@ equations; their minimum-norm solution ``W*`` lies in F) in :func:`check_compati
 :func:`norm_of`, :func:`cosine` and :func:`center` measure how far a W is from these directions;
 :func:`quotient_norm` measures a W modulo the ``1 u^T`` shifts the softmax ignores.
 :func:`project_out_log_odds` gives the projected context embeddings of the subspace collapse of
-Zhao et al. (2024), for learned embeddings.
+Zhao et al. (2024), for learned embeddings. :func:`svm_duals` gives the NTP-SVM's KKT multipliers.
 """
 
 from __future__ import annotations
@@ -135,13 +135,19 @@ def w_mm(data: NTPData, norm: str = "fro") -> np.ndarray:
     Raises:
         ValueError: for an unknown norm, or if the data are not NTP-separable.
     """
+    return _ntp_svm(data, norm)[0]
+
+
+def _ntp_svm(data: NTPData, norm: str):
+    """Solve the NTP-SVM of :func:`w_mm`: ``(W_mm, the cvxpy constraint (6b))``, the constraint
+    ``None`` when (6b) is empty. One problem, shared by :func:`w_mm` and :func:`svm_duals`."""
     import cvxpy as cp
 
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     c = data.constraints
     if c["A_in"].shape[0] == 0:
-        return np.zeros((data.V, data.d))
+        return np.zeros((data.V, data.d)), None
     w = cp.Variable(data.V * data.d)
     W = cp.reshape(w, (data.V, data.d), order="C")
     objective = {"fro": lambda: cp.sum_squares(w),          # ||W||_F^2
@@ -162,7 +168,7 @@ def w_mm(data: NTPData, norm: str = "fro") -> np.ndarray:
                          "(use check_separability for details)")
     if prob.status not in ("optimal", "optimal_inaccurate"):
         raise RuntimeError(f"NTP-SVM solver finished with status {prob.status!r}")
-    return np.asarray(w.value).reshape(data.V, data.d)
+    return np.asarray(w.value).reshape(data.V, data.d), cons[0]
 
 
 def margin(W, data: NTPData) -> float:
@@ -266,3 +272,35 @@ def project_out_log_odds(W, H, data: NTPData) -> np.ndarray:
             Q = U[:, sv > sv.max(initial=0.0) * max(D.shape) * np.finfo(float).eps]   # basis of span(D)
             out[:, j] -= Q @ (Q.T @ H[:, j])
     return out
+
+
+def svm_duals(data: NTPData) -> np.ndarray:
+    """The multipliers ``lambda_jv >= 0`` of the margin constraints (6b) at the NTP-SVM, shape (m, V).
+
+    Def. 3 written as ``min (1/2) ||W||_F^2`` s.t. (6a)-(6b) has the KKT conditions (for any
+    anchors ``a_j in S_j``)::
+
+        W_mm = P_perp( sum_{j, v not in S_j} lambda_jv (e_{a_j} - e_v) h_j^T )    (stationarity)
+        lambda_jv >= 0,    lambda_jv ((e_{a_j} - e_v)^T W_mm h_j - 1) = 0          (slackness)
+
+    where ``P_perp`` removes the F-part, which the multipliers of (6a) supply. Under (6a) the
+    constraints (6b) for different ``z in S_j`` coincide, so one multiplier per (context j,
+    out-of-support token v) is determined, as in ``data.constraints``; entry ``[j, v]`` is 0 for
+    ``v in S_j`` (no constraint). Slackness gives ``sum(lambda) = ||W_mm||_F^2``. The values are the
+    dual variables of the problem :func:`w_mm` solves (Clarabel, an interior-point method): an
+    inactive constraint gets a multiplier at the solver's tolerance (about 1e-8), not an exact 0.
+
+    Raises:
+        ValueError: if the data are not NTP-separable (there is no NTP-SVM).
+
+    >>> data = NTPData([[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
+    >>> svm_duals(data).round(4).tolist()
+    [[0.0, 0.0, 0.6667], [0.3333, 0.3333, 0.0]]
+    """
+    _, con = _ntp_svm(data, "fro")
+    lam = np.zeros((data.m, data.V))
+    if con is not None:
+        # the rows of A_in are the pairs (j, v not in S_j) in row-major order; the solved objective is
+        # ||W||_F^2 = 2 * (1/2)||W||_F^2, so its multipliers are twice those of the KKT form above
+        lam[~data.support_mask] = np.asarray(con.dual_value, dtype=float) / 2
+    return lam
