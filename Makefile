@@ -1,13 +1,14 @@
 # The book's two commands (see README.md):
 #   make book   set up and build the HTML book, with the committed live outputs, into _build/html
 #   make test   set up and run every test: lint, ntp_lib unit tests and doctests, notebook conventions,
-#               the book build with warnings as errors, nbval on every notebook in _toc.yml (and the
-#               numerically sensitive ones again under a second choice of CPU kernels), and a check of
-#               the built pages in headless Chromium
+#               the book build with warnings as errors (and its student edition), nbval on every notebook
+#               in _toc.yml (and the numerically sensitive ones again under a second choice of CPU kernels),
+#               and a check of the built pages of both editions in headless Chromium
 # Both work on a stock Debian/Ubuntu: they install into a project virtualenv, .venv, made from the
 # first Python >= 3.11 found (python3, then python3.13, python3.12, python3.11), never into the system
 # Python (PEP 668). `make test PYTHON=/path/to/python` uses that interpreter instead, without a venv.
-# Other targets: make colab-check (every notebook on Colab's stack), make lock (refresh the lock).
+# Other targets: make book-student (the book without solutions, into _build/student/html),
+# make colab-check (every notebook on Colab's stack), make lock (refresh the lock).
 
 VENV ?= .venv
 ifdef PYTHON
@@ -30,9 +31,17 @@ OTHER_KERNELS := $(shell python3 ntp_lib/kernels.py --other 2>/dev/null || $(PYT
 SENSITIVE = chapters/01-implicit-bias/*.ipynb chapters/03-bottleneck/01-rank-bound.ipynb
 # Jupyter Book's command line, run by this Python (no reliance on a `jb` script on PATH).
 JB := $(PYTHON) -c "import sys; from jupyter_book.cli.main import main; sys.exit(main())"
+# The student edition: the same sources and _config.yml with one Sphinx setting overridden, sphinx-exercise's
+# hide_solutions (Jupyter Book 1's command line has no -D, so its build function is called with the overrides
+# its command line would pass), into a folder of its own with its own doctrees.
+STUDENT_HTML := _build/student/html
+JB_STUDENT := $(PYTHON) -c "import sys; from jupyter_book.sphinx import build_sphinx; sys.exit(build_sphinx('.', \
+  '$(STUDENT_HTML)', noconfig=True, path_config='_config.yml', warningiserror=True, keep_going=True, confoverrides={ \
+  'external_toc_path': '_toc.yml', 'latex_individualpages': False, 'nitpicky': True, 'hide_solutions': True}))"
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 1200
 
-.PHONY: book test install-book install-test build lint pytest pytest-other-kernels colab-check lock python
+.PHONY: book book-student test install-book install-test build build-student lint pytest pytest-other-kernels \
+  colab-check lock python
 
 # The project virtualenv. Debian and Ubuntu ship `python3 -m venv` in a separate package
 # (python3-venv, or python3.X-venv): installed here if the first attempt fails.
@@ -58,6 +67,13 @@ build:
 
 book: install-book build
 
+build-student:
+	@echo "== build: the student edition, every solution removed (warnings are errors) =="
+	$(JB_STUDENT)
+	@test -f $(STUDENT_HTML)/index.html || { echo 'build produced no $(STUDENT_HTML)/index.html'; exit 1; }
+
+book-student: install-book build-student
+
 install-test: python
 	@command -v chromium >/dev/null 2>&1 || { echo "== installing Debian's chromium (browser check) =="; \
 	  $(APT_INSTALL) chromium >/dev/null; }
@@ -77,7 +93,7 @@ pytest-other-kernels:
 	@echo "== nbval again under a second choice of CPU kernels: $(OTHER_KERNELS) =="
 	env $(OTHER_KERNELS) $(PYTHON) -m pytest -n $(WORKERS) --dist loadscope $(NBVAL) $(SENSITIVE)
 
-test: install-test lint build pytest pytest-other-kernels
+test: install-test lint build build-student pytest pytest-other-kernels
 
 # Not part of `make test`: Colab's preinstalled stack in a Python 3.13 virtualenv (.colab-venv),
 # ntp_lib installed as each notebook's Colab cell does it, every notebook run top to bottom.

@@ -10,7 +10,12 @@ inside a directive (``:::{prf:definition}``) without blank lines around it: MyST
 dollars wrongly, and the sentence after the formula, its ``{cite}`` role and its code end up typeset
 as one formula, with stray ``$`` left in the text.
 
-Needs ``_build/html`` (``jb build .``, run first by ``make test``) and ``/usr/bin/chromium``
+The student edition (``make book-student``: the same book built with sphinx-exercise's ``hide_solutions``) is
+checked against this one, page by page: it loads cleanly, it holds no solution and no text of one, and it holds
+every exercise of the instructor edition, with the same number, title and statement; the instructor edition
+keeps one solution per exercise.
+
+Needs ``_build/html`` and ``_build/student/html`` (both built first by ``make test``) and ``/usr/bin/chromium``
 (``apt-get install chromium``), or ``NTP_CHROMIUM`` pointing at another Chromium binary.
 """
 
@@ -28,24 +33,35 @@ import pytest
 from tools.toc import ROOT, book_config, toc_pages
 
 HTML = ROOT / "_build" / "html"
+STUDENT_HTML = ROOT / "_build" / "student" / "html"  # make book-student
 CHROMIUM = os.environ.get("NTP_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 PAGES = toc_pages()
 
 
-@pytest.fixture(scope="module")
-def server():
-    if not (HTML / "index.html").exists():
-        pytest.fail(f"{HTML} has no index.html: build the book first (jb build . -W -n --keep-going)")
+def _serve(directory, build_command):
+    """Serve ``directory`` on 127.0.0.1 for the module's tests; yields its base URL."""
+    if not (directory / "index.html").exists():
+        pytest.fail(f"{directory} has no index.html: build it first ({build_command})")
     class QuietHandler(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):  # one line per request would bury a failure's message
             pass
 
-    handler = functools.partial(QuietHandler, directory=str(HTML))
+    handler = functools.partial(QuietHandler, directory=str(directory))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server():
+    yield from _serve(HTML, "make build, or jb build . -W -n --keep-going")
+
+
+@pytest.fixture(scope="module")
+def student_server():
+    yield from _serve(STUDENT_HTML, "make build-student")
 
 
 @pytest.fixture(scope="module")
@@ -171,9 +187,33 @@ def _short(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-@pytest.mark.parametrize("page_path", PAGES, ids=str)
-def test_page_in_browser(server, browser, page_path):
-    url = f"{server}/{page_path.with_suffix('.html').as_posix()}"
+# Read back from a page once MathJax is done: its exercises (id, numbered title, statement), each solution's
+# title, whole text and text blocks (paragraphs, list items, code and outputs, table cells), the text of <main>,
+# and that text with the solutions taken out. Text is textContent with whitespace collapsed, so folded and
+# unfolded content read alike.
+EDITION_REPORT_JS = r"""() => {
+  const norm = s => (s || '').replace(/\s+/g, ' ').trim();
+  const main = document.querySelector('main');
+  const title = el => norm(el.querySelector('.admonition-title') && el.querySelector('.admonition-title').textContent);
+  const exercises = Array.from(main.querySelectorAll('div.exercise')).map(el => ({
+    id: el.id, title: title(el), statement: norm((el.querySelector('section') || el).textContent)}));
+  const solutions = Array.from(main.querySelectorAll('div.solution')).map(el => ({
+    title: title(el), text: norm((el.querySelector('section') || el).textContent),
+    blocks: Array.from(el.querySelectorAll('p, li, pre, td, dd')).map(b => norm(b.textContent))}));
+  const outside = main.cloneNode(true);
+  outside.querySelectorAll('div.solution').forEach(el => el.remove());
+  return {exercises, solutions, text: norm(main.textContent), outside: norm(outside.textContent)};
+}"""
+
+#: A solution's text block shorter than this is not looked for in the student edition ("Yes.", one formula).
+MIN_SOLUTION_BLOCK = 40
+#: The instructor edition's EDITION_REPORT_JS per page, kept by test_page_in_browser for the student-edition check.
+_INSTRUCTOR_REPORTS: dict[str, dict] = {}
+
+
+def _open(browser, server, url):
+    """A new page at ``url``, loaded and typeset by MathJax; returns it, the response, and the list that collects
+    its console errors, uncaught exceptions and failed requests to ``server``."""
     page = browser.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
@@ -182,13 +222,22 @@ def test_page_in_browser(server, browser, page_path):
             if r.url.startswith(server) else None)
     page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
     response = page.goto(url, wait_until="load")
-    assert response is not None and response.ok, f"{page_path}: {url} did not load"
-
-    # Math: wait for MathJax to finish typesetting, then look for raw TeX left in the text.
-    has_mathjax = page.evaluate("() => typeof window.MathJax !== 'undefined'")
-    if has_mathjax:
+    if response is not None and response.ok and page.evaluate("() => typeof window.MathJax !== 'undefined'"):
         page.wait_for_function("() => window.MathJax.startup && window.MathJax.startup.promise", timeout=30_000)
         page.evaluate("() => window.MathJax.startup.promise")
+    return page, response, problems
+
+
+@pytest.mark.parametrize("page_path", PAGES, ids=str)
+def test_page_in_browser(server, browser, page_path):
+    url = f"{server}/{page_path.with_suffix('.html').as_posix()}"
+    page, response, problems = _open(browser, server, url)
+    assert response is not None and response.ok, f"{page_path}: {url} did not load"
+
+    _INSTRUCTOR_REPORTS[page_path.with_suffix(".html").as_posix()] = page.evaluate(EDITION_REPORT_JS)
+
+    # Math: MathJax has finished typesetting (_open waits for it); look for raw TeX left in the text.
+    has_mathjax = page.evaluate("() => typeof window.MathJax !== 'undefined'")
     main = page.locator("main").first
     text = main.inner_text()
     math_nodes = page.locator("main .math, main span.math, main div.math").count()
@@ -222,6 +271,39 @@ def test_page_in_browser(server, browser, page_path):
 
     page.close()
     assert not problems, f"{page_path}: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize("page_path", PAGES, ids=str)
+def test_student_edition_page(server, student_server, browser, page_path):
+    """The student edition's page: every exercise of the instructor edition's, numbered alike, and no solution."""
+    path = page_path.with_suffix(".html").as_posix()
+    if path not in _INSTRUCTOR_REPORTS:  # test_page_in_browser did not run first (a -k selection): read it here
+        page, response, _ = _open(browser, server, f"{server}/{path}")
+        assert response is not None and response.ok, f"instructor edition: {path} did not load"
+        _INSTRUCTOR_REPORTS[path] = page.evaluate(EDITION_REPORT_JS)
+        page.close()
+    teacher = _INSTRUCTOR_REPORTS[path]
+    page, response, problems = _open(browser, student_server, f"{student_server}/{path}")
+    assert response is not None and response.ok, f"student edition: {path} did not load"
+    student = page.evaluate(EDITION_REPORT_JS)
+    page.close()
+
+    assert len(teacher["solutions"]) == len(teacher["exercises"]), (
+        f"{path}: the instructor edition shows {len(teacher['solutions'])} solutions for {len(teacher['exercises'])} "
+        "exercises; make book must keep every solution (is hide_solutions set in _config.yml?)")
+    assert not student["solutions"], (
+        f"{path}: the student edition shows {[s['title'] for s in student['solutions']]}")
+    ids = ([e["id"] for e in teacher["exercises"]], [e["id"] for e in student["exercises"]])
+    assert ids[1] == ids[0], f"{path}: the student edition has exercises {ids[1]}, the instructor edition {ids[0]}"
+    for mine, theirs in zip(student["exercises"], teacher["exercises"]):
+        assert mine == theirs, (f"{path}, exercise {theirs['id']}: the student edition shows "
+                                f"{_short(mine['title'])!r}: {_short(mine['statement'])!r}, the instructor edition "
+                                f"{_short(theirs['title'])!r}: {_short(theirs['statement'])!r}")
+    # The solutions' text, where it is a solution's own (not also in the rest of the page), must be gone.
+    leaked = [block for solution in teacher["solutions"] for block in (solution["text"], *solution["blocks"])
+              if len(block) >= MIN_SOLUTION_BLOCK and block not in teacher["outside"] and block in student["text"]]
+    assert not leaked, f"{path}: solution text in the student edition: " + "; ".join(_short(b) for b in leaked)
+    assert not problems, f"student edition, {path}: " + "; ".join(problems)
 
 
 @pytest.mark.parametrize("tex, prose", [
