@@ -15,6 +15,7 @@ One module per idea:
 - :mod:`ntp_lib.pathstar`       Part II: the path-star task, its diagnostics, one run (``PathStarConfig``)
 - :mod:`ntp_lib.bottleneck`     Part III: softmax-bottleneck metrics, heads, synthetic targets, small LMs
 - :mod:`ntp_lib.ngram`          Part III: sparse n-gram next-token matrices and their spectra
+- :mod:`ntp_lib.grading`        the checkers of the graded exercises (a student's answer against the library)
 - :mod:`ntp_lib.experiments`    the command line (``python -m ntp_lib.experiments``): calls the library,
   prints JSON; neither the library nor a chapter imports it
 
