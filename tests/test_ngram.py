@@ -90,3 +90,64 @@ def test_cli_bad_context_length_exits_with_message(capsys):
         main(["ngram-spectrum", "--vocab-size", "300", "--context-length", "0"])
     assert exc.value.code == 2
     assert "context_length must be an int >= 1" in capsys.readouterr().err
+
+
+# The controls of chapter 02: frequency alone, and context carrying no information.
+
+def test_column_energy_curve_is_exact_for_one_hot_rows_and_never_below_the_svd():
+    rng = np.random.default_rng(0)
+    one_hot = sp.csr_matrix((np.ones(40), (np.arange(40), rng.integers(0, 9, 40))), shape=(40, 9))
+    svd = bn.w_error_curve(np.linalg.svd(one_hot.toarray(), compute_uv=False), ngram.frobenius_norm(one_hot))
+    np.testing.assert_allclose(ngram.column_energy_curve(one_hot), svd, atol=1e-12)
+    shared = rng.dirichlet(np.ones(9), size=30)           # dense rows: columns far from orthogonal
+    svd = bn.w_error_curve(np.linalg.svd(shared, compute_uv=False))
+    columns = ngram.column_energy_curve(shared)
+    assert np.all(columns >= svd - 1e-12) and columns[1] > svd[1] + 0.1
+    with pytest.raises(ValueError, match="k must be an int in \\[1, 9\\]"):
+        ngram.column_energy_curve(shared, k=10)
+
+
+def test_context_free_matrix_keeps_the_counts_and_draws_from_the_unigram():
+    counts = np.array([1, 3, 4000])
+    unigram = np.array([0.5, 0.25, 0.25, 0.0])
+    M = ngram.context_free_matrix(counts, unigram, seed=1)
+    assert M.shape == (3, 4)
+    np.testing.assert_allclose(np.asarray(M.sum(axis=1)).ravel(), 1.0)
+    np.testing.assert_allclose((M.toarray() * counts[:, None]) % 1, 0.0, atol=1e-9)  # whole draws
+    assert M[:, 3].nnz == 0                                                        # never drawn
+    np.testing.assert_allclose(M.toarray()[2], unigram, atol=0.03)
+    assert (ngram.context_free_matrix(counts, unigram, seed=1) != M).nnz == 0      # seeded
+    with pytest.raises(ValueError, match="counts must be a non-empty 1-D array of ints >= 1"):
+        ngram.context_free_matrix(np.array([2, 0]), unigram)
+    with pytest.raises(ValueError, match="unigram must be non-negative"):
+        ngram.context_free_matrix(counts, [0.5, -0.5, 1.0])
+    with pytest.raises(ValueError, match="unigram must be finite"):
+        ngram.context_free_matrix(counts, [np.nan, 1.0])
+
+
+def test_log_probability_matrix_is_centred_and_sees_contexts_that_differ():
+    same = sp.csr_matrix(np.tile([0.5, 0.5, 0.0], (4, 1)))      # every context predicts the same
+    counts = np.array([2, 2, 2, 2])
+    prior = np.ones(3)
+    np.testing.assert_allclose(ngram.log_probability_matrix(same, counts, prior), 0.0, atol=1e-12)
+    differ = sp.csr_matrix([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [1.0, 0, 0]])
+    L = ngram.log_probability_matrix(differ, counts, prior, strength=1.0)
+    np.testing.assert_allclose(L.mean(axis=0), 0.0, atol=1e-12)
+    np.testing.assert_allclose(L.mean(axis=1), 0.0, atol=1e-12)
+    assert np.linalg.matrix_rank(L, tol=1e-9) == 2                # 3 distinct rows, centred: rank 2
+    with pytest.raises(ValueError, match="would have C\\*V = 12 entries"):
+        ngram.log_probability_matrix(differ, counts, prior, max_entries=10)
+    with pytest.raises(ValueError, match="prior must be 3 positive values"):
+        ngram.log_probability_matrix(differ, counts, [1.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="strength must be"):
+        ngram.log_probability_matrix(differ, counts, prior, strength=0.0)
+
+
+def test_directions_above_null_compares_shares_of_energy():
+    assert ngram.directions_above_null([5.0, 3.0, 2.5, 2.4], [4.0, 3.5, 1.0, 1.0]) == 1
+    assert ngram.directions_above_null([10.0, 1.0], [2.0, 2.0]) == 1
+    assert ngram.directions_above_null(10 * np.array([3.0, 1.0]), [3.0, 1.0]) == 0   # scale is not structure
+    with pytest.raises(ValueError, match="sigma_null must be finite"):
+        ngram.directions_above_null([1.0], [np.inf])
+    with pytest.raises(ValueError, match="same length, got 2 and 1"):
+        ngram.directions_above_null([1.0, 1.0], [1.0])
