@@ -8,7 +8,8 @@
 # first Python >= 3.11 found (python3, then python3.13, python3.12, python3.11), never into the system
 # Python (PEP 668). `make test PYTHON=/path/to/python` uses that interpreter instead, without a venv.
 # Other targets: make book-student (the book without solutions, into _build/student/html),
-# make colab-check (every notebook on Colab's stack), make lock (refresh the lock).
+# make colab-check (every notebook on Colab's stack), make lock (refresh the lock),
+# make slides (one reveal.js deck per part, from the executed notebooks, into _build/slides).
 
 VENV ?= .venv
 ifdef PYTHON
@@ -41,7 +42,7 @@ JB_STUDENT := $(PYTHON) -c "import sys; from jupyter_book.sphinx import build_sp
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 1200
 
 .PHONY: book book-student test install-book install-test build build-student lint pytest pytest-other-kernels \
-  colab-check lock python
+  colab-check lock python slides
 
 # The project virtualenv. Debian and Ubuntu ship `python3 -m venv` in a separate package
 # (python3-venv, or python3.X-venv): installed here if the first attempt fails.
@@ -73,6 +74,12 @@ build-student:
 	@test -f $(STUDENT_HTML)/index.html || { echo 'build produced no $(STUDENT_HTML)/index.html'; exit 1; }
 
 book-student: install-book build-student
+
+# One reveal.js deck per part (tools/slides.py), built by Sphinx with sphinx-revealjs from the executed
+# notebooks; offline: reveal.js from sphinx-revealjs's wheel, MathJax from _vendor.
+slides: install-book
+	@echo "== slides: one reveal.js deck per part, into _build/slides =="
+	$(PYTHON) tools/slides.py _build/slides
 
 install-test: python
 	@command -v chromium >/dev/null 2>&1 || { echo "== installing Debian's chromium (browser check) =="; \
