@@ -9,7 +9,8 @@
 # Python (PEP 668). `make test PYTHON=/path/to/python` uses that interpreter instead, without a venv.
 # Other targets: make book-student (the book without solutions, into _build/student/html),
 # make colab-check (every notebook on Colab's stack), make lock (refresh the lock),
-# make slides (one reveal.js deck per part, from the executed notebooks, into _build/slides).
+# make slides (one reveal.js deck per part, from the executed notebooks, into _build/slides),
+# make pdf / make pdf-student (the whole book as one PDF, into _build/latex and _build/student/latex).
 
 VENV ?= .venv
 ifdef PYTHON
@@ -42,7 +43,7 @@ JB_STUDENT := $(PYTHON) -c "import sys; from jupyter_book.sphinx import build_sp
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 1200
 
 .PHONY: book book-student test install-book install-test build build-student lint pytest pytest-other-kernels \
-  colab-check lock python slides
+  colab-check lock python slides pdf pdf-student install-tex build-pdf
 
 # The project virtualenv. Debian and Ubuntu ship `python3 -m venv` in a separate package
 # (python3-venv, or python3.X-venv): installed here if the first attempt fails.
@@ -75,6 +76,29 @@ build-student:
 
 book-student: install-book build-student
 
+# The PDF: XeLaTeX, latexmk and xindy, with the fonts Sphinx's LaTeX uses; Debian's packages are
+# installed if one is missing. In `make test` a failed installation is reported and the PDF test skips
+# (the book and its other checks do not depend on TeX); `make pdf` stops instead.
+TEX_PACKAGES := texlive-xetex texlive-latex-extra texlive-fonts-recommended texlive-plain-generic latexmk xindy \
+  fonts-freefont-otf tex-gyre
+install-tex:
+	@command -v xelatex >/dev/null 2>&1 && command -v latexmk >/dev/null 2>&1 && command -v xindy >/dev/null 2>&1 || { \
+	  echo "== installing Debian's TeX for the PDF: $(TEX_PACKAGES) =="; \
+	  $(APT_INSTALL) $(TEX_PACKAGES) >/dev/null || echo "== WARNING: TeX could not be installed; no PDF ==" ; }
+
+# Both editions' PDFs (tools/pdf.py), if TeX is there.
+build-pdf:
+	@if command -v xelatex >/dev/null 2>&1; then \
+	  echo "== build: the PDF, instructor and student editions =="; \
+	  $(PYTHON) tools/pdf.py instructor && $(PYTHON) tools/pdf.py student; \
+	else echo "== no xelatex: the PDF is not built (make install-tex) =="; fi
+
+pdf: install-book install-tex
+	$(PYTHON) tools/pdf.py instructor
+
+pdf-student: install-book install-tex
+	$(PYTHON) tools/pdf.py student
+
 # One reveal.js deck per part (tools/slides.py), built by Sphinx with sphinx-revealjs from the executed
 # notebooks; offline: reveal.js from sphinx-revealjs's wheel, MathJax from _vendor.
 slides: install-book
@@ -100,7 +124,7 @@ pytest-other-kernels:
 	@echo "== nbval again under a second choice of CPU kernels: $(OTHER_KERNELS) =="
 	env $(OTHER_KERNELS) $(PYTHON) -m pytest -n $(WORKERS) --dist loadscope $(NBVAL) $(SENSITIVE)
 
-test: install-test lint build build-student pytest pytest-other-kernels
+test: install-test install-tex lint build build-student build-pdf pytest pytest-other-kernels
 
 # Not part of `make test`: Colab's preinstalled stack in a Python 3.13 virtualenv (.colab-venv),
 # ntp_lib installed as each notebook's Colab cell does it, every notebook run top to bottom.

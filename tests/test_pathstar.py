@@ -245,11 +245,15 @@ def test_pathstar_config_is_one_place():
     assert flags == set(PathStarConfig().to_dict())
     assert PathStarConfig.at_scale("cpu") == PathStarConfig(**{**PathStarConfig().to_dict(), **PATHSTAR_SCALES["cpu"]})
     assert str(PathStarConfig.at_scale("paper").task) == "G(2,5), N=50"
+    paper = PathStarConfig.at_scale("paper")   # the paper's recipe: README lr, batch 256, constant rate, 500 epochs
+    assert (paper.layers, paper.width, paper.heads, paper.batch_size, paper.lr, paper.min_lr_ratio, paper.epochs) == (
+        6, 384, 6, 256, 1e-4, 1.0, 500)
     with pytest.raises(ValueError, match="unknown PathStarConfig keys"):
         PathStarConfig.from_dict({"path_length": 5})
     with pytest.raises(ValueError, match="SCALE must be one of"):
         PathStarConfig.at_scale("gpu")
     for bad, message in ((dict(lr=0.0), "lr must be"), (dict(mask_prob=1.5), "mask_prob must be"),
+                         (dict(min_lr_ratio=1.5), "min_lr_ratio must be"),
                          (dict(objective="forward"), "objective must be"), (dict(train_size=0), "train_size"),
                          (dict(device="tpu"), "device must be"), (dict(num_nodes=5), "too small")):
         with pytest.raises(ValueError, match=message):
