@@ -2,7 +2,8 @@
 
 - :class:`ntp_lib.gpt.GPT`, the book's own compact transformer;
 - Hugging Face causal LMs wrapped by :class:`HFCausalLM` (built from a config: no weights needed);
-- :func:`load_pretrained` for real checkpoints (GPT-2, Pythia): **online readers only**;
+- :func:`load_pretrained` for real checkpoints (GPT-2, Pythia): **online readers only**, and
+  :class:`TaskVocabLM` with :func:`single_token_ids` to fine-tune one on a synthetic task's vocabulary;
 - the Pythia suite (Biderman et al. 2023) of Godey, de la Clergerie & Sagot (COLM 2024, arXiv:2404.07647):
   :data:`PYTHIA_SIZES`, :func:`pythia_revisions`, :func:`pythia` (through :func:`load_pretrained`,
   **online readers only**) and :func:`lm_head_weight` (the output embedding of a causal LM);
@@ -61,6 +62,63 @@ class HFCausalLM(nn.Module):
             loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
                                    ignore_index=IGNORE_INDEX)
         return logits, loss
+
+
+class TaskVocabLM(nn.Module):
+    """A pretrained causal LM that reads and writes a synthetic task's own vocabulary (for fine-tuning).
+
+    Each of the task's ``V`` symbols is one token of the pretrained vocabulary: task id ``i`` is pretrained
+    id ``token_ids[i]`` (see :func:`single_token_ids`). Inputs (B, T) are mapped through ``token_ids``, and
+    the logits (B, T, V) are the pretrained model's logits at those ``V`` ids, so what pretraining taught the
+    model about these tokens is kept, and every metric written for the task's vocabulary applies unchanged.
+    This is how Bachmann & Nagarajan (2024) fine-tune GPT-2 on the path-star task, less their text format's
+    commas and the BPE merges of multi-digit numbers (each node is one token here).
+    """
+
+    def __init__(self, hf_model: nn.Module, token_ids) -> None:
+        super().__init__()
+        ids = torch.as_tensor(token_ids, dtype=torch.long)
+        n_pretrained = int(hf_model.get_output_embeddings().weight.shape[0])
+        if ids.dim() != 1 or len(ids) == 0 or int(ids.min()) < 0 or int(ids.max()) >= n_pretrained:
+            raise ValueError(f"token_ids must be a non-empty list of ids in [0, {n_pretrained}), got {token_ids!r}")
+        if len(set(ids.tolist())) != len(ids):
+            raise ValueError(f"token_ids must be distinct (one pretrained token per task symbol), got {ids.tolist()}")
+        self.hf = hf_model
+        self.register_buffer("token_ids", ids, persistent=False)
+        self.vocab_size = len(ids)
+
+    def num_params(self) -> int:
+        """Number of parameters of the pretrained model (tied weights counted once)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        check_ids(idx, self.vocab_size)
+        logits = self.hf(input_ids=self.token_ids[idx]).logits[..., self.token_ids]  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                   ignore_index=IGNORE_INDEX)
+        return logits, loss
+
+
+def single_token_ids(tokenizer, symbols: list[str]) -> list[int]:
+    """The pretrained id of each symbol, which must be exactly one token of ``tokenizer`` (no special tokens).
+
+    Raises ValueError naming every symbol that the tokenizer splits (or drops), e.g. a tokenizer that
+    writes numbers digit by digit cannot host node labels ``10`` and up.
+    """
+    ids, bad = [], []
+    for sym in symbols:
+        enc = tokenizer.encode(sym, add_special_tokens=False)
+        if len(enc) != 1:
+            bad.append(f"{sym!r} -> {enc}")
+        else:
+            ids.append(int(enc[0]))
+    if bad:
+        raise ValueError("each task symbol must be one token of the pretrained vocabulary; these are not: "
+                         + ", ".join(bad))
+    return ids
 
 
 def load_pretrained(name: str, revision: str | None = None, local_files_only: bool = False,

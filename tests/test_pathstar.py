@@ -283,3 +283,46 @@ def test_benchmark_script_runs(tmp_path):
     module.main(str(tmp_path / "bench.json"))
     result = json.loads((tmp_path / "bench.json").read_text())
     assert result["tokens_per_s"] > 0 and 0 < result["fraction_of_matmul_peak"] < 5
+
+
+def test_run_pathstar_fine_tunes_a_pretrained_model_from_a_folder(tmp_path):
+    """The pretrained path (model='pretrained'), offline: a tiny GPT-2 and a tokenizer saved to a folder."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tests.test_models import _word_level_tokenizer
+
+    task = PathStar(2, 3, 10)
+    tokenizer = _word_level_tokenizer(["x", *task.symbols])
+    tokenizer.save_pretrained(tmp_path)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=32, n_embd=16, n_layer=1,
+                               n_head=2)).save_pretrained(tmp_path)
+    out = run_pathstar(model="pretrained", pretrained=str(tmp_path), degree=2, path_len=3, num_nodes=10,
+                       train_size=64, test_size=16, batch_size=32, steps=2, evals=1)
+    assert 0.0 <= out["test_exact_match"] <= 1.0 and out["num_params"] > 0
+    for bad in (dict(model="pretrained"), dict(pretrained=str(tmp_path))):
+        with pytest.raises(ValueError, match="goes with model='pretrained' only"):
+            PathStarConfig(**bad)
+
+
+def test_every_recorded_run_is_shown_in_a_chapter():
+    """A recorded run that no chapter shows is a result hidden from the reader: each run is named in a Part II
+    notebook, or its whole file is loaded there (``load_recorded_file("pathstar", NAME)``) and shown."""
+    sources = "\n".join(
+        "".join(cell["source"]) for nb in sorted((Path(__file__).resolve().parents[1] / "chapters" / "02-pitfalls")
+                                                 .glob("*.ipynb"))
+        for cell in json.loads(nb.read_text())["cells"] if cell["cell_type"] == "code")
+    hidden = [f"{f}:{name}" for f in recorded_files("pathstar", "runs_*.json")
+              if f'load_recorded_file("pathstar", "{f}")' not in sources
+              for name in load_recorded_file("pathstar", f) if f'"{name}"' not in sources]
+    assert not hidden, f"recorded runs no chapter shows: {hidden}"
+
+
+def test_run_pathstar_resumes_from_its_checkpoint(tmp_path):
+    """A run given a checkpoint file saves its state; started again, it resumes there (here: at the end)."""
+    ckpt = tmp_path / "run.pt"
+    small = dict(objective="standard", degree=2, path_len=4, num_nodes=12, layers=1, width=16, train_size=64,
+                 test_size=16, batch_size=32, steps=4, evals=2, checkpoint=str(ckpt))   # l = 4: no NaN metric
+    first = run_pathstar(**small)
+    assert torch.load(ckpt, weights_only=False)["step"] == 4
+    again = run_pathstar(**small)
+    assert again["history"] == first["history"] and again["test_exact_match"] == first["test_exact_match"]

@@ -5,8 +5,8 @@
 
 One flag per field of :class:`ntp_lib.pathstar.run.PathStarConfig` (generated from it, so the two cannot
 drift), plus ``--scale`` (start from ``PathStarConfig.at_scale``; without it, from the defaults) and
-``--threads``. Prints what :func:`ntp_lib.pathstar.run.run_pathstar` returns as one JSON line, with the
-command that made it.
+``--threads`` (default: every core of the machine). Prints what :func:`ntp_lib.pathstar.run.run_pathstar`
+returns as one JSON line, with the command that made it.
 """
 
 from __future__ import annotations
@@ -17,13 +17,12 @@ import shlex
 from typing import Any
 
 import ntp_lib
-from ntp_lib.models import MODEL_KINDS
 from ntp_lib.pathstar import OBJECTIVES, PathStarConfig, run_pathstar
-from ntp_lib.pathstar.run import DEVICES
+from ntp_lib.pathstar.run import DEVICES, MODELS
 from ntp_lib.runtime import SCALES
 
-_TYPES = {"int": int, "float": float, "str": str, "int | None": int}
-_CHOICES = {"objective": OBJECTIVES, "model": MODEL_KINDS, "device": DEVICES}
+_TYPES = {"int": int, "float": float, "str": str, "int | None": int, "str | None": str}
+_CHOICES = {"objective": OBJECTIVES, "model": MODELS, "device": DEVICES}
 
 
 def config_from_args(args: argparse.Namespace) -> PathStarConfig:
@@ -50,5 +49,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default = f.default
         p.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, type=_TYPES[str(f.type)], default=None,
                        choices=_CHOICES.get(f.name), help=f"{f.metadata['help']} (default: {default})")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (default: 1)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: every core)")
     p.set_defaults(run=_run)

@@ -98,6 +98,11 @@ class PathStar:
     def DOLLAR(self) -> int:  # noqa: N802
         return self.num_nodes + 3
 
+    @property
+    def symbols(self) -> list[str]:
+        """The text of every token id, in id order: ``"0", ..., str(N - 1), "|", "=", "/", "$"``."""
+        return [str(i) for i in range(self.num_nodes)] + ["|", "=", "/", "$"]
+
     def __str__(self) -> str:
         return f"G({self.degree},{self.path_len}), N={self.num_nodes}"
 
@@ -161,7 +166,7 @@ class PathStar:
     def decode(self, ids) -> str:
         """Token ids (a sequence or 1-D array/tensor) to text; raises ValueError for ids outside [0, V)."""
         ids = [int(i) for i in (ids.tolist() if hasattr(ids, "tolist") else ids)]
-        symbols = {self.PIPE: "|", self.EQUALS: "=", self.SLASH: "/", self.DOLLAR: "$"}
+        symbols = self.symbols
         out: list[str] = []
         prev_is_item = False
         for i in ids:
@@ -170,7 +175,7 @@ class PathStar:
             is_item = i < self.num_nodes or i == self.DOLLAR
             if is_item and prev_is_item:
                 out.append(",")
-            out.append(str(i) if i < self.num_nodes else symbols[i])
+            out.append(symbols[i])
             prev_is_item = is_item
         return "".join(out)
 
