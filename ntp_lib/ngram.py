@@ -253,10 +253,10 @@ def spectrum(M, k: int) -> dict[str, Any]:
     by :func:`column_energy_curve`, the rank at which each first reaches 0.5 (-1: not within k), and
     the share of one-hot rows. k is lowered to min(C, V) - 1 if needed (``svds``).
 
-    Two more numbers cost no SVD: ``column_d_half_all``, the rank at which the column-norm curve over
-    all V columns reaches 0.5 (-1: never), which is what the SVD's would give if the columns were
-    orthogonal, however large that rank; and ``next_tokens``, the number of non-zero columns
-    (the distinct tokens ever seen after a context), a cap on the rank whatever V."""
+    More costs no SVD: ``next_tokens``, the number of non-zero columns (the distinct tokens ever seen
+    after a context), a cap on the rank whatever V; ``column_w_error_all``, the column-norm curve over
+    all of them (next_tokens + 1 values, the curve being 0 beyond), which is what the SVD's would be if
+    the columns were orthogonal; and ``column_d_half_all``, the rank at which it reaches 0.5."""
     from ntp_lib.bottleneck.metrics import w_error_curve
 
     M = sp.csr_matrix(M, dtype=np.float64)
@@ -264,10 +264,12 @@ def spectrum(M, k: int) -> dict[str, Any]:
     sigma = top_singular_values(M, k_eff)
     curve = w_error_curve(sigma, frobenius_norm(M))
     columns = column_energy_curve(M)
+    next_tokens = int(np.unique(M.indices).size)
     return {"contexts": int(M.shape[0]), "one_hot_rows": float(np.mean(np.diff(M.indptr) == 1)),
             "k": k_eff, "sigma": sigma.tolist(), "w_error": curve.tolist(), "d_half": rank_for_w_error(curve, 0.5),
             "column_w_error": columns[:k_eff + 1].tolist(), "column_d_half": rank_for_w_error(columns[:k_eff + 1], 0.5),
-            "column_d_half_all": rank_for_w_error(columns, 0.5), "next_tokens": int(np.unique(M.indices).size)}
+            "next_tokens": next_tokens, "column_w_error_all": columns[:next_tokens + 1].tolist(),
+            "column_d_half_all": rank_for_w_error(columns, 0.5)}
 
 
 def ngram_spectrum(vocab_size: int = 1024, context_length: int = 4, min_count: int = 1, k: int = 128,

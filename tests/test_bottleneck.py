@@ -316,3 +316,13 @@ def test_causal_lm_states_on_a_tiny_llama_built_from_config():
     assert torch.allclose(states[-1] @ model.lm_head.weight.T, logits, atol=1e-5)
     with pytest.raises(ValueError, match="token ids must lie in"):
         bn.causal_lm_states(model, torch.arange(200), 3, 8)
+
+
+def test_feature_energy_splits_the_logit_energy_along_the_head_directions():
+    W, H, _ = _toy_head()
+    sigma, e = bn.feature_energy(H, W)
+    assert sigma.numpy() == pytest.approx(bn.singular_values(W), abs=1e-9)
+    assert float(e.sum()) == pytest.approx(float((H ** 2).sum(dim=1).mean()))
+    assert float((sigma ** 2 * e).sum()) == pytest.approx(float(((H @ W.T) ** 2).sum(dim=1).mean()))
+    with pytest.raises(ValueError, match="same d"):
+        bn.feature_energy(H[:, :5], W)

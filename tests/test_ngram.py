@@ -173,3 +173,5 @@ def test_ngram_spectrum_of_given_ids_and_its_column_summary():
     full = ngram.column_energy_curve(M)
     assert out["column_d_half_all"] == ngram.rank_for_w_error(full, 0.5)
     assert out["column_w_error"] == pytest.approx(full[:6].tolist())
+    assert out["column_w_error_all"] == pytest.approx(full[:out["next_tokens"] + 1].tolist())
+    assert np.all(full[out["next_tokens"]:] == 0)

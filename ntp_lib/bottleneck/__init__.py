@@ -17,7 +17,8 @@ One module per idea, every public name re-exported here (``bn.anisotropy`` and
 - :mod:`ntp_lib.bottleneck.heads`      heads on frozen features (``forward(h) -> log-probabilities``):
   ``FullHead``, ``LowRankHead`` (W = A B, Godey et al. §5.1), ``MixtureOfSoftmaxes`` (Yang et al.
   §3.3); ``ContextModel`` gives each of C synthetic contexts a free vector; rank-r truncations of a
-  pretrained head, untrained: ``truncated_head``, ``truncated_head_losses``
+  pretrained head, untrained: ``truncated_head``, ``truncated_head_losses``, and the features' energy
+  along the head's singular directions, ``feature_energy``
 - :mod:`ntp_lib.bottleneck.synthetic`  targets with a chosen spectrum (``spectrum_logits``, Godey et al.
   Theorem 5.3) and ``fit_distributions`` of a head to them (``soft_cross_entropy``, ``entropy``);
   the rank bound measured: ``power_spectrum``, ``rank_experiment``, ``mos_experiment``
@@ -45,6 +46,7 @@ from ntp_lib.bottleneck.heads import (
     FullHead,
     LowRankHead,
     MixtureOfSoftmaxes,
+    feature_energy,
     truncated_head,
     truncated_head_losses,
 )
@@ -98,6 +100,7 @@ __all__ = [
     "numerical_rank", "layer_anisotropy", "singular_distribution", "head_spectrum",
     # heads
     "FullHead", "LowRankHead", "MixtureOfSoftmaxes", "ContextModel", "truncated_head", "truncated_head_losses",
+    "feature_energy",
     # synthetic targets
     "spectrum_logits", "soft_cross_entropy", "entropy", "fit_distributions",
     "power_spectrum", "rank_experiment", "mos_experiment",

@@ -9,7 +9,8 @@ to a target distribution matrix (see :mod:`ntp_lib.bottleneck.synthetic`).
 Rank-r heads without training, for a pretrained head too large to retrain on a CPU (V = 49,152):
 :func:`truncated_head` factors a head so that its first r factors are its best rank-r truncation,
 either of W itself (truncated SVD) or of the logits it produces on given features, and
-:func:`truncated_head_losses` evaluates the cross-entropy of the truncations for several r.
+:func:`truncated_head_losses` evaluates the cross-entropy of the truncations for several r;
+:func:`feature_energy` says how much the features vary along each singular direction of the head.
 
 Shape letters: N tokens, d hidden size, V vocabulary, r head rank, K mixture components, C contexts.
 """
@@ -118,6 +119,11 @@ class ContextModel(nn.Module):
         return self.head(self.contexts(c))
 
 
+def _check_features_and_head(H, W) -> None:
+    if H.dim() != 2 or W.dim() != 2 or H.shape[1] != W.shape[1]:
+        raise ValueError(f"H must be (N, d) and W (V, d) with the same d, got {tuple(H.shape)} and {tuple(W.shape)}")
+
+
 def truncated_head(W, fit_features=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Factors A (V, d) and B (d, d) of a head W (V, d), ordered so that A[:, :r] @ B[:r] is a rank-r
     truncation of W for every r (and A @ B = W).
@@ -179,8 +185,7 @@ def truncated_head_losses(H, y, W, ranks, fit_features=None, chunk_size: int = 1
         one loss per rank, in the order of ``ranks``.
     """
     H, y, W = torch.as_tensor(H), torch.as_tensor(y), torch.as_tensor(W).detach()
-    if H.dim() != 2 or W.dim() != 2 or H.shape[1] != W.shape[1]:
-        raise ValueError(f"H must be (N, d) and W (V, d) with the same d, got {tuple(H.shape)} and {tuple(W.shape)}")
+    _check_features_and_head(H, W)
     V, d = W.shape
     if y.shape != (H.shape[0],) or y.dtype.is_floating_point or int(y.min()) < 0 or int(y.max()) >= V:
         raise ValueError(f"y must be {H.shape[0]} token ids in [0, {V}), got shape {tuple(y.shape)}, "
@@ -197,3 +202,27 @@ def truncated_head_losses(H, y, W, ranks, fit_features=None, chunk_size: int = 1
             logits = P[:, :r] @ A[:, :r].T                  # (chunk, V)
             totals[i] += float(F.cross_entropy(logits, t, reduction="sum"))
     return [total / H.shape[0] for total in totals]
+
+
+@torch.no_grad()
+def feature_energy(H, W) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's singular values and the features' energy along each of its singular directions.
+
+    With W = U diag(sigma) Q^T (V, d), the logits of a feature h are sum_i sigma_i (h . q_i) u_i, so the
+    mean squared logit along direction i is sigma_i^2 e_i with e_i = mean_n (h_n . q_i)^2. Truncating W
+    to its r largest sigma_i drops the directions i > r whatever e_i is: a poor truncation when the
+    features are large exactly where sigma_i is small.
+
+    Args:
+        H: (N, d) features; W: (V, d) the head.
+
+    Returns:
+        ``(sigma, e)``, both (d,) float64, in the order of decreasing sigma (sum_i e_i = mean_n ||h_n||^2).
+    """
+    H64 = torch.from_numpy(as_finite_array("H", H, 2))
+    W64 = torch.from_numpy(as_finite_array("W", W, 2))
+    _check_features_and_head(H64, W64)
+    eigenvalues, Q = torch.linalg.eigh(W64.T @ W64)      # ascending
+    sigma = eigenvalues.flip(-1).clamp(min=0).sqrt()
+    e = ((H64 @ Q.flip(-1)) ** 2).mean(dim=0)
+    return sigma, e
