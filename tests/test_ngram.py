@@ -151,3 +151,27 @@ def test_directions_above_null_compares_shares_of_energy():
         ngram.directions_above_null([1.0], [np.inf])
     with pytest.raises(ValueError, match="same length, got 2 and 1"):
         ngram.directions_above_null([1.0, 1.0], [1.0])
+
+
+def test_encode_takes_a_transformers_tokenizer_whole_and_without_special_tokens():
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = ngram.train_bpe(TEXT, 300)
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=ngram.train_bpe(TEXT, 300), bos_token="<s>")
+    wrapped.backend_tokenizer.enable_truncation(max_length=5)  # a model's context: encode must not cut
+    ids = ngram.encode(wrapped, TEXT)
+    np.testing.assert_array_equal(ids, ngram.encode(bpe, TEXT))
+    assert len(ids) > 5 and wrapped.backend_tokenizer.truncation is not None  # the tokenizer is left as it was
+
+
+def test_ngram_spectrum_of_given_ids_and_its_column_summary():
+    ids = ngram.encode(ngram.train_bpe(TEXT, 300), TEXT)
+    out = ngram.ngram_spectrum(300, 2, 1, 5, ids=ids)
+    assert out["tokens"] == len(ids) and out["vocab_size"] == 300
+    M, _, _ = ngram.ngram_matrix(ids, 2, 300)
+    assert out["contexts"] == M.shape[0] and out["next_tokens"] == len(np.unique(ids[2:]))
+    full = ngram.column_energy_curve(M)
+    assert out["column_d_half_all"] == ngram.rank_for_w_error(full, 0.5)
+    assert out["column_w_error"] == pytest.approx(full[:6].tolist())
+    assert out["column_w_error_all"] == pytest.approx(full[:out["next_tokens"] + 1].tolist())
+    assert np.all(full[out["next_tokens"]:] == 0)

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tools.toc import ROOT, book_config, colab_install, toc_notebooks
+from tools.toc import COLAB_INSTALL, COLAB_NO_DEPS, ROOT, book_config, colab_install, toc_notebooks
 
 NOTEBOOKS = toc_notebooks()
 
@@ -37,6 +37,12 @@ def test_colab_cell_first_and_points_at_this_repository(path):
     assert m is not None, f"{path}: Colab cell must have the line {expected} ([EXTRAS] optional)"
     assert (m["url"], m["branch"]) == (url, branch), (
         f"{path}: Colab cell installs from {m['url']}@{m['branch']}, not {url}@{branch} (repository in _config.yml)")
+    # Its other %pip lines: only pinned packages installed without their dependencies, inside the same if.
+    for line in first.splitlines():
+        if "%pip" in line and not COLAB_INSTALL.search(line):
+            assert COLAB_NO_DEPS.match(line) and line.startswith("    "), (
+                f'{path}: Colab cell line {line.strip()!r} is neither the ntp_lib install nor an indented '
+                f'%pip install -q --no-deps "NAME==VERSION"')
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=str)

