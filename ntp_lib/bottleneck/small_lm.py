@@ -94,8 +94,9 @@ def frozen_features(model: GPT, ids: torch.Tensor, n: int, block_size: int) -> t
 
 
 def fit_head(head: torch.nn.Module, H: torch.Tensor, y: torch.Tensor, steps: int = 300, lr: float = 1e-2,
-             batch_size: int = 1024, seed: int = 0) -> torch.nn.Module:
-    """Train a head (features (N, d) -> log-probs (N, V)) on frozen features with :func:`ntp_lib.train.train`."""
+             batch_size: int = 1024, seed: int = 0, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """Train a head (features (N, d) -> log-probs (N, V)) on frozen features with :func:`ntp_lib.train.train`,
+    on ``device`` (batches of H and y, kept where they are, are moved there one at a time)."""
     n = H.shape[0]
 
     def get_batch(step: int, g: torch.Generator):
@@ -104,14 +105,15 @@ def fit_head(head: torch.nn.Module, H: torch.Tensor, y: torch.Tensor, steps: int
 
     cfg = TrainConfig(steps=steps, lr=lr, warmup_steps=max(1, steps // 20), log_every=0, seed=seed,
                       progress=False)
-    train(head, cfg, get_batch, loss_fn=lambda m, a, b: F.nll_loss(m(a), b))
+    train(head, cfg, get_batch, loss_fn=lambda m, a, b: F.nll_loss(m(a), b), device=device)
     return head
 
 
 @torch.no_grad()
 def head_loss(head: torch.nn.Module, H: torch.Tensor, y: torch.Tensor) -> float:
-    """Mean next-token loss of a head on features H (N, d) with targets y (N,)."""
-    return float(F.nll_loss(head(H), y))
+    """Mean next-token loss of a head on features H (N, d) with targets y (N,), computed where the head is."""
+    dev = next(head.parameters()).device
+    return float(F.nll_loss(head(H.to(dev)), y.to(dev)))
 
 
 def rank_heads(model: GPT, train_ids: torch.Tensor, val_ids: torch.Tensor,
