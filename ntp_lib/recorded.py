@@ -9,7 +9,7 @@ a clone of the repository does.
 >>> runs = load_recorded("pathstar")
 >>> all("command" in run for run in runs.values())
 True
->>> recorded_files("pathstar", "runs_g23*")
+>>> recorded_files("pathstar", "runs_g23_obj*")
 ['runs_g23_objectives.json', 'runs_g23_objectives_jobs.txt']
 """
 

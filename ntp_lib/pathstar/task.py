@@ -100,7 +100,10 @@ class PathStar:
 
     @property
     def symbols(self) -> list[str]:
-        """The text of every token id, in id order: ``"0", ..., str(N - 1), "|", "=", "/", "$"``."""
+        """The text of every token id, in id order.
+
+        Node labels ``"0"`` to ``str(N - 1)``, then ``"|"``, ``"="``, ``"/"`` and ``"$"``.
+        """
         return [str(i) for i in range(self.num_nodes)] + ["|", "=", "/", "$"]
 
     def __str__(self) -> str:
